@@ -1,0 +1,75 @@
+"""The stored event classes: what the event store holds, versioned for upcasting.
+
+Each accepted touch is a stream of one event whose id derives from the producer's
+``event_id`` (see ``docs/design.md`` for why, measured). Events are facts: a
+correction is a new event, never an edit. When the stored form changes, bump
+``class_version`` and add ``upcast_vN_vN+1`` (the eventsourcing library's upcasting):
+old events are converted as they are read, history is never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from journey.domain.touch import TouchBase, touch_adapter
+
+__all__ = [
+    "IdentityLinked",
+    "IdentityUnlinked",
+    "Recorded",
+    "TouchRecorded",
+    "recorded_class",
+    "stream_id",
+]
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://journey.invalid/touch")
+
+
+def stream_id(event_id: str) -> UUID:
+    """The stream (originator) id of the touch with this producer ``event_id``."""
+    return uuid5(_NAMESPACE, event_id)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Base of stored events. ``touch`` is the validated touch in canonical JSON form."""
+
+    originator_id: UUID
+    originator_version: int
+    touch: dict[str, Any]
+
+    class_version: ClassVar[int] = 1
+
+    @property
+    def event_id(self) -> str:
+        return str(self.touch["event_id"])
+
+    def to_touch(self) -> TouchBase:
+        """The touch as a validated model (trusted: it passed the edge once)."""
+        return touch_adapter.validate_python(self.touch, context={"stored": True})
+
+
+@dataclass(frozen=True)
+class TouchRecorded(Recorded):
+    """A patient touchpoint (built-in type or custom activity) or a clinic cost."""
+
+
+@dataclass(frozen=True)
+class IdentityLinked(Recorded):
+    """The identifiers in ``touch['customer']`` belong to one person."""
+
+
+@dataclass(frozen=True)
+class IdentityUnlinked(Recorded):
+    """Earlier links between the identifiers in ``touch['customer']`` were wrong."""
+
+
+def recorded_class(touch_type: str) -> type[Recorded]:
+    """The stored event class for a touch of this wire type."""
+    if touch_type == "identity_link":
+        return IdentityLinked
+    if touch_type == "identity_unlink":
+        return IdentityUnlinked
+    return TouchRecorded

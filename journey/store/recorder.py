@@ -1,0 +1,127 @@
+"""The recorder port: eventsourcing's application recorder plus the quarantine.
+
+A batch of stored events, the rejections found with it, and the quarantine entries
+it resolves are written in one transaction: whole or not at all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+
+from journey.store.records import QuarantineEntry, Rejection
+
+__all__ = ["InMemoryJourneyRecorder", "JourneyRecorder", "Resolution"]
+
+Resolution = tuple[Sequence[str], Sequence[int], str]
+"""Quarantine entries a batch resolves: by event_id, by entry id, and the note."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JourneyRecorder(ApplicationRecorder, ABC):
+    """Port of the event store's database. One contract test covers every adapter."""
+
+    def append(
+        self,
+        stored_events: Sequence[StoredEvent],
+        rejections: Sequence[Rejection] = (),
+        resolution: Resolution | None = None,
+    ) -> Sequence[int]:
+        """Atomically insert events, quarantine rejections, resolve entries.
+
+        Raises eventsourcing's ``IntegrityError`` (and writes nothing) when a stream
+        id is already stored.
+        """
+        return self.insert_events(
+            stored_events, rejections=rejections, resolution=resolution
+        ) or []
+
+    @abstractmethod
+    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
+        """The stored first events of these streams, where they exist."""
+
+    @abstractmethod
+    def select_quarantine(
+        self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000
+    ) -> list[QuarantineEntry]:
+        """Quarantine entries in the order they were written."""
+
+    @abstractmethod
+    def count_quarantine(self, *, open_only: bool = True) -> int:
+        """How many entries (open ones only, by default) the quarantine holds."""
+
+    @abstractmethod
+    def dismiss_quarantine(self, ids: Sequence[int], note: str) -> int:
+        """Close entries nobody will fix (kept, never deleted); returns how many."""
+
+
+class InMemoryJourneyRecorder(POPOApplicationRecorder, JourneyRecorder):
+    """In-memory adapter for unit tests of the core."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._quarantine: list[QuarantineEntry] = []
+
+    def _insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._database_lock:
+            self._assert_uniqueness(stored_events)
+            ids = self._update_table(stored_events)
+            now = utcnow()
+            for rejection in kwargs.get("rejections") or ():
+                entry = QuarantineEntry(len(self._quarantine) + 1, now, rejection)
+                self._quarantine.append(entry)
+            if kwargs.get("resolution"):
+                self._resolve(*kwargs["resolution"], now)
+            return ids
+
+    def _resolve(
+        self, event_ids: Sequence[str], ids: Sequence[int], note: str, now: datetime
+    ) -> None:
+        wanted, numbers = set(event_ids), set(ids)
+        for index, entry in enumerate(self._quarantine):
+            hit = entry.id in numbers or (
+                entry.rejection.event_id in wanted and entry.rejection.code != "conflict"
+            )
+            if hit and entry.resolved_at is None:
+                self._quarantine[index] = QuarantineEntry(
+                    entry.id, entry.quarantined_at, entry.rejection, now, note
+                )
+
+    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
+        found = {}
+        for originator_id in originator_ids:
+            events = self.select_events(originator_id, limit=1)
+            if events:
+                found[originator_id] = events[0]
+        return found
+
+    def select_quarantine(
+        self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000
+    ) -> list[QuarantineEntry]:
+        with self._database_lock:
+            rows = [
+                e
+                for e in self._quarantine
+                if e.id > after_id and not (open_only and e.resolved_at is not None)
+            ]
+        return rows[:limit]
+
+    def count_quarantine(self, *, open_only: bool = True) -> int:
+        return len(self.select_quarantine(open_only=open_only, limit=2**62))
+
+    def dismiss_quarantine(self, ids: Sequence[int], note: str) -> int:
+        with self._database_lock:
+            before = self.count_quarantine()
+            self._resolve((), ids, f"dismissed: {note}", utcnow())
+            return before - self.count_quarantine()
