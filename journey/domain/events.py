@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from uuid import NAMESPACE_URL, UUID, uuid5
+
+import orjson
 
 from journey.domain.touch import TouchBase, touch_adapter
 
@@ -24,19 +25,19 @@ __all__ = [
     "stream_id",
 ]
 
-_NAMESPACE = uuid5(NAMESPACE_URL, "https://journey.invalid/touch")
+def stream_id(event_id: str) -> str:
+    """The stream (originator) id of the touch with this producer ``event_id``.
 
-
-def stream_id(event_id: str) -> UUID:
-    """The stream (originator) id of the touch with this producer ``event_id``."""
-    return uuid5(_NAMESPACE, event_id)
+    It is the ``event_id`` itself: the store's primary key is the idempotency key.
+    """
+    return event_id
 
 
 @dataclass(frozen=True)
 class Recorded:
     """Base of stored events. ``touch`` is the validated touch in canonical JSON form."""
 
-    originator_id: UUID
+    originator_id: str
     originator_version: int
     touch: dict[str, Any]
 
@@ -48,7 +49,7 @@ class Recorded:
 
     def to_touch(self) -> TouchBase:
         """The touch as a validated model (trusted: it passed the edge once)."""
-        return touch_adapter.validate_python(self.touch, context={"stored": True})
+        return touch_adapter.validate_json(orjson.dumps(self.touch), context={"stored": True})
 
 
 @dataclass(frozen=True)

@@ -99,15 +99,8 @@ class CustomTouch(TouchBase):
     """A touchpoint the clinic invents, or one row of an imported event log."""
 
     type: Literal["custom"]
-    activity: Name
+    activity: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
     properties: CustomProperties = Field(default_factory=dict)
-
-    @field_validator("activity")
-    @classmethod
-    def _not_blank(cls, activity: str) -> str:
-        if not activity.strip():
-            raise ValueError("must not be blank")
-        return activity
 
 
 class IdentityLink(TouchBase):
@@ -151,23 +144,31 @@ _CODES = {
     "union_tag_not_found": "missing_field",
     "json_invalid": "bad_json",
     "json_type": "bad_json",
+    "timezone_aware": "naive_timestamp",
+}
+_MESSAGES = {
+    "timezone_aware": (
+        "has no timezone offset; send RFC 3339 with an offset, "
+        "e.g. 2024-03-01T09:30:00+03:00 or 2024-03-01T06:30:00Z"
+    ),
+    "datetime_type": "must be an RFC 3339 timestamp string such as 2024-03-01T09:30:00+03:00",
+    "extra_forbidden": "is not a known property of this type (check the spelling)",
+    "string_pattern_mismatch": "must not be blank",
 }
 
 
 def explain(error: ValidationError) -> tuple[str, str]:
     """Turn a pydantic error into ``(code, reason)``: one line, first problem first."""
-    problems = error.errors(include_url=False)
+    problems = sorted(  # an unknown key first: a typo explains a "missing" field
+        error.errors(include_url=False), key=lambda p: p["type"] != "extra_forbidden"
+    )
     first = problems[0]
     code = _CODES.get(first["type"], "wrong_type" if first["type"].endswith("_type") else "invalid_value")
-    if "timezone offset" in first["msg"]:
-        code = "naive_timestamp"
     parts = []
     for problem in problems[:3]:
         where = ".".join(str(p) for p in problem["loc"] if not _is_union_tag(p)) or "record"
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = "is not a known property of this type (check the spelling)"
-        elif problem["type"] == "union_tag_invalid":
+        message = _MESSAGES.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "union_tag_invalid":
             message = f"must be one of: {', '.join(TOUCH_TYPES)}"
             where = "type"
         parts.append(f"{where}: {message}")

@@ -10,12 +10,14 @@ from typing import Annotated, Any
 
 import phonenumbers
 from pydantic import (
-    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+_DECIMAL = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -46,27 +49,9 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def _rfc3339(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(
-            "must be an RFC 3339 timestamp string such as 2024-03-01T09:30:00+03:00"
-        )
-    return value
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            "has no timezone offset; send RFC 3339 with an offset, "
-            "e.g. 2024-03-01T09:30:00+03:00 or 2024-03-01T06:30:00Z"
-        )
-    return value
-
-
-Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_aware)]
-"""A timezone-aware instant. Naive timestamps are rejected."""
+Timestamp = Annotated[AwareDatetime, Strict()]
+"""A timezone-aware instant, an RFC 3339 string on the wire. Naive timestamps are
+rejected (strict: numbers are not timestamps). Validated in Rust, no Python hook."""
 
 
 def _iso_day(value: Any) -> Any:
@@ -93,6 +78,8 @@ def _decimal(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         amount = value
     elif isinstance(value, str):
+        if not _DECIMAL.match(value):
+            raise ValueError(f"{value[:40]!r} is not a decimal number such as \"1500.00\"")
         try:
             amount = Decimal(value.strip())
         except InvalidOperation:
@@ -110,7 +97,15 @@ class Money(Frozen):
     amount: Annotated[
         Decimal,
         BeforeValidator(_decimal),
-        Field(json_schema_extra={"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}),
+        WithJsonSchema(
+            {
+                "description": "a decimal string such as \"1500.00\", or an integer",
+                "oneOf": [
+                    {"type": "string", "pattern": r"^\s*-?\d+(\.\d+)?\s*$"},
+                    {"type": "integer"},
+                ],
+            }
+        ),
     ]
     currency: Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code")]
 
@@ -174,7 +169,7 @@ class Customer(Frozen):
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Customer:
-        if not self.identifiers():
+        if not (self.customer_id or self.phone or self.email or self.anonymous_id):
             raise ValueError(
                 "needs at least one identifier: customer_id, phone, email or anonymous_id"
             )

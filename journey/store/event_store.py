@@ -11,16 +11,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, cast
-from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from journey.domain.events import Recorded, recorded_class, stream_id
 from journey.domain.touch import TouchBase
 from journey.errors import EventStoreError
 from journey.store.recorder import JourneyRecorder
 from journey.store.records import QuarantineEntry, Rejection
-from journey.store.transcoder import OrjsonTranscoder
+from journey.store.mapper import JourneyMapper
 
 __all__ = ["AppendOutcome", "EventStore", "Submission"]
 
@@ -50,7 +49,7 @@ class EventStore:
 
     def __init__(self, recorder: JourneyRecorder) -> None:
         self.recorder = recorder
-        self.mapper: Mapper[UUID] = Mapper(transcoder=OrjsonTranscoder())
+        self.mapper = JourneyMapper()
 
     def append(
         self,
@@ -124,7 +123,7 @@ class EventStore:
         state["recorded_at"] = recorded_at
         cls = recorded_class(state["type"])
         event = cls(originator_id=stream_id(touch.event_id), originator_version=1, touch=state)
-        return self.mapper.to_stored_event(event)  # type: ignore[arg-type]
+        return self.mapper.to_stored_event(event)
 
     def to_event(self, stored: StoredEvent) -> Recorded:
         return cast(Recorded, self.mapper.to_domain_event(stored))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 
 from journey.errors import ConfigurationError
 from journey.store._sql import QUARANTINE_COLUMNS, entry_from_row, rejection_row
@@ -19,25 +20,34 @@ from journey.store.records import QuarantineEntry
 
 __all__ = ["PostgresJourneyRecorder", "open_postgres", "redact"]
 
+_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
 
 class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
     """Stored events and tracking (eventsourcing's tables) plus the quarantine."""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore)
-        schema = datastore.schema
-        self.q = f'"{schema}".journey_quarantine'
+        table = SQL("{0}.journey_quarantine").format(Identifier(datastore.schema))
+        self.q = table.as_string()
         self.sql_create_statements.append(
-            f"CREATE TABLE IF NOT EXISTS {self.q} ("
-            "id bigserial PRIMARY KEY, quarantined_at timestamptz NOT NULL, "
-            "source text NOT NULL, locator text NOT NULL, event_id text, "
-            "code text NOT NULL, reason text NOT NULL, raw bytea NOT NULL, "
-            "resolved_at timestamptz, resolution text)"
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0} ("
+                "id bigserial PRIMARY KEY, quarantined_at timestamptz NOT NULL, "
+                "source text NOT NULL, locator text NOT NULL, event_id text, "
+                "code text NOT NULL, reason text NOT NULL, raw bytea NOT NULL, "
+                "resolved_at timestamptz, resolution text)"
+            ).format(table)
         )
         self.sql_create_statements.append(
-            "CREATE INDEX IF NOT EXISTS journey_quarantine_open "
-            f"ON {self.q} (event_id) WHERE resolved_at IS NULL"
+            SQL(
+                "CREATE INDEX IF NOT EXISTS journey_quarantine_open "
+                "ON {0} (event_id) WHERE resolved_at IS NULL"
+            ).format(table)
         )
+        self.events = SQL("{0}.{1}").format(
+            Identifier(datastore.schema), Identifier(self.events_table_name)
+        ).as_string()
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -64,11 +74,11 @@ class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
         if ids:
             curs.execute(update + "id = ANY(%s)", (now, note, list(ids)))
 
-    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
+    def select_streams(self, originator_ids: Sequence[str]) -> dict[str, StoredEvent]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                f'SELECT originator_id, topic, state FROM "{self.datastore.schema}".'
-                f"{self.events_table_name} WHERE originator_version=1 AND originator_id = ANY(%s)",
+                f"SELECT originator_id, topic, state FROM {self.events} "
+                "WHERE originator_version=1 AND originator_id = ANY(%s)",
                 (list(originator_ids),),
             )
             return {
@@ -124,16 +134,22 @@ def open_postgres(url: str) -> PostgresJourneyRecorder:
             "use postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
         )
     options = parse_qs(parts.query)
+    schema = options.get("schema", [""])[0]
+    if schema and not _SCHEMA.match(schema):
+        raise ConfigurationError(
+            f"schema {schema!r} in JOURNEY_EVENT_STORE is not a plain identifier (letters, digits, _)"
+        )
     datastore = PostgresDatastore(
         dbname=unquote(parts.path.strip("/")),
         host=parts.hostname or "localhost",
         port=parts.port or 5432,
         user=unquote(parts.username or "postgres"),
         password=unquote(parts.password or ""),
-        schema=options.get("schema", [""])[0],
+        schema=schema,
         pool_size=2,
         max_overflow=4,
         lock_timeout=30,
+        originator_id_type="text",
     )
     recorder = PostgresJourneyRecorder(datastore)
     recorder.create_table()

@@ -10,7 +10,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
@@ -46,7 +45,7 @@ class JourneyRecorder(ApplicationRecorder, ABC):
         ) or []
 
     @abstractmethod
-    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
+    def select_streams(self, originator_ids: Sequence[str]) -> dict[str, StoredEvent]:
         """The stored first events of these streams, where they exist."""
 
     @abstractmethod
@@ -98,7 +97,7 @@ class InMemoryJourneyRecorder(POPOApplicationRecorder, JourneyRecorder):
                     entry.id, entry.quarantined_at, entry.rejection, now, note
                 )
 
-    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
+    def select_streams(self, originator_ids: Sequence[str]) -> dict[str, StoredEvent]:
         found = {}
         for originator_id in originator_ids:
             events = self.select_events(originator_id, limit=1)

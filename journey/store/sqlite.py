@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
@@ -43,8 +42,7 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
         # lastrowid); rowids of one write transaction are consecutive.
         c.executemany(
             self.insert_events_statement,
-            [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-              s.originator_version, s.topic, s.state) for s in stored_events],
+            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events],
         )
         ids: list[int] = []
         if stored_events:
@@ -81,18 +79,18 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
             chunk = list(ids[start : start + _CHUNK])
             c.execute(update + f"id IN ({','.join('?' * len(chunk))})", [now, note, *chunk])
 
-    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
-        found: dict[UUID, StoredEvent] = {}
+    def select_streams(self, originator_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        found: dict[str, StoredEvent] = {}
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(originator_ids), _CHUNK):
-                chunk = [o.hex for o in originator_ids[start : start + _CHUNK]]
+                chunk = list(originator_ids[start : start + _CHUNK])
                 c.execute(
                     "SELECT originator_id, originator_version, topic, state FROM stored_events "
                     f"WHERE originator_version=1 AND originator_id IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
                 for row in c.fetchall():
-                    key = UUID(row["originator_id"])
+                    key = row["originator_id"]
                     found[key] = StoredEvent(key, 1, row["topic"], row["state"])
         return found
 
@@ -128,7 +126,7 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
 
 def open_sqlite(path: str) -> SQLiteJourneyRecorder:
     """Open (creating if needed) the SQLite event store at ``path``."""
-    datastore = SQLiteDatastore(path, lock_timeout=30)
+    datastore = SQLiteDatastore(path, lock_timeout=30, originator_id_type="text")
     recorder = SQLiteJourneyRecorder(datastore)
     recorder.create_table()
     return recorder

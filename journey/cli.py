@@ -1,0 +1,276 @@
+"""The ``journey`` command line. Every command reads its settings from ``JOURNEY_*``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from journey.bootstrap import open_event_store, open_ingestor
+from journey.config import Settings
+from journey.errors import JourneyError
+from journey.ingest.pipeline import IngestSummary
+from journey.ingest.sources import EventLogColumns, read_event_log, read_jsonl
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@contextmanager
+def _progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (shown on a terminal, silent in pipes and CI logs)."""
+    with tqdm(total=total, desc=label, unit=" records", unit_scale=True, file=sys.stderr,
+              disable=None, leave=False, dynamic_ncols=True) as bar:
+        yield bar.update
+
+
+def _report(summary: IngestSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.to_dict()))
+        return
+    click.echo(
+        f"read {summary.read:,}  accepted {summary.accepted:,}  duplicates {summary.duplicates:,}  "
+        f"quarantined {summary.quarantined:,}  ({summary.rate:,.0f} records/s, {summary.seconds:.1f} s)"
+    )
+    if summary.quarantined:
+        click.echo(
+            f"{summary.quarantined:,} records were quarantined with their reasons: "
+            "see `journey quarantine`; fix them and ingest again, or `journey quarantine retry`",
+            err=True,
+        )
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JourneyError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="journey")
+def main() -> None:
+    """journey: an event-sourced customer-journey engine for clinics.
+
+    Settings come from the environment: JOURNEY_HOME (default ./.journey),
+    JOURNEY_EVENT_STORE (sqlite:///PATH or postgresql://...), JOURNEY_DEFAULT_REGION.
+    """
+
+
+@main.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def ingest(path: str, as_json: bool) -> None:
+    """Ingest touches from a JSON Lines file (PATH, or - for stdin)."""
+    settings = _settings()
+    ingestor = open_ingestor(settings)
+    with _progress("ingest") as bar:
+        summary = ingestor.ingest(read_jsonl(path, max_bytes=settings.max_record_bytes), bar)
+    _report(summary, as_json)
+
+
+@main.command("import-log")
+@click.argument("path")
+@click.option("--case", "case", default="case_id", show_default=True, help="case id column: one customer per case")
+@click.option("--activity", default="activity", show_default=True, help="activity name column")
+@click.option("--timestamp", default="timestamp", show_default=True, help="timestamp column")
+@click.option("--timezone", default=None, help="IANA zone for timestamps without an offset, e.g. Europe/Amsterdam")
+@click.option("--log-name", default=None, help="name used in event ids (default: the file name)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def import_log(path: str, case: str, activity: str, timestamp: str, timezone: str | None,
+               log_name: str | None, as_json: bool) -> None:
+    """Import a process-mining event log (CSV, one row per event) as custom touches."""
+    ingestor = open_ingestor(_settings())
+    records = read_event_log(path, EventLogColumns(case, activity, timestamp),
+                             log_name=log_name, timezone=timezone)
+    with _progress("import") as bar:
+        summary = ingestor.ingest(records, bar)
+    _report(summary, as_json)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--all", "show_all", is_flag=True, help="include resolved and dismissed entries")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per entry")
+@click.option("--limit", default=50, show_default=True)
+@click.pass_context
+def quarantine(ctx: click.Context, show_all: bool, as_json: bool, limit: int) -> None:
+    """List quarantined records (open ones by default) with the reason for each."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = open_event_store(_settings())
+    entries = store.quarantine(open_only=not show_all, limit=limit)
+    total = store.recorder.count_quarantine(open_only=not show_all)
+    for entry in entries:
+        r = entry.rejection
+        if as_json:
+            click.echo(json.dumps({
+                "id": entry.id, "quarantined_at": entry.quarantined_at.isoformat(),
+                "source": r.source, "locator": r.locator, "event_id": r.event_id, "code": r.code,
+                "reason": r.reason, "raw": r.raw.decode("utf-8", "replace"),
+                "resolved_at": entry.resolved_at.isoformat() if entry.resolved_at else None,
+                "resolution": entry.resolution,
+            }))
+        else:
+            status = f" [{entry.resolution}]" if entry.resolved_at else ""
+            click.echo(f"#{entry.id} {r.source} {r.locator} {r.code}{status}: {r.reason}")
+    if not as_json:
+        shown = len(entries)
+        click.echo(f"{total:,} {'entries' if show_all else 'open entries'}"
+                   + (f" (showing {shown}; use --limit)" if shown < total else ""), err=True)
+
+
+@quarantine.command("export")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+def quarantine_export(out: str) -> None:
+    """Write the open entries' raw records to OUT (JSON Lines) for fixing, then
+    `journey ingest OUT`: fixed records resolve their entries."""
+    store = open_event_store(_settings())
+    count, after = 0, 0
+    with open(out, "wb") as file:
+        while entries := store.quarantine(after_id=after, limit=5000):
+            for entry in entries:
+                file.write(entry.rejection.raw.replace(b"\n", b" ") + b"\n")
+                count += 1
+            after = entries[-1].id
+    click.echo(f"wrote {count:,} records to {out}")
+
+
+@quarantine.command("retry")
+def quarantine_retry() -> None:
+    """Validate open entries again (after changing a setting) and store those that pass."""
+    settings = _settings()
+    ingestor = open_ingestor(settings)
+    with _progress("retry") as bar:
+        summary = ingestor.retry_quarantine(bar)
+    click.echo(f"retried {summary.retried:,}: accepted {summary.accepted:,}, duplicates "
+               f"{summary.duplicates:,}, still failing {summary.still_failing:,}, conflicts "
+               f"left for review {summary.skipped_conflicts:,}")
+
+
+@quarantine.command("dismiss")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--note", required=True, help="why nobody will fix these")
+def quarantine_dismiss(ids: tuple[int, ...], note: str) -> None:
+    """Close entries nobody will fix. They are kept, never deleted."""
+    count = open_event_store(_settings()).recorder.dismiss_quarantine(list(ids), note)
+    click.echo(f"dismissed {count} of {len(ids)} entries")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Where the event store is and what it holds."""
+    settings = _settings()
+    store = open_event_store(settings)
+    facts = {
+        "event_store": _where(settings),
+        "position": store.position(),
+        "quarantine_open": store.recorder.count_quarantine(),
+        "quarantine_total": store.recorder.count_quarantine(open_only=False),
+    }
+    if as_json:
+        click.echo(json.dumps(facts))
+    else:
+        for key, value in facts.items():
+            click.echo(f"{key:18} {value}")
+
+
+def _where(settings: Settings) -> str:
+    if settings.is_postgres:
+        from journey.store.postgres import redact
+
+        return redact(settings.event_store_url)
+    return str(settings.sqlite_path)
+
+
+@main.command()
+@click.option("--ambiguous", is_flag=True, help="list identifiers shared by several customers")
+@click.option("--json", "as_json", is_flag=True)
+def identities(ambiguous: bool, as_json: bool) -> None:
+    """Resolve identifiers into canonical customers over the whole store."""
+    from journey.projections.identity import identity_map
+
+    result = identity_map(open_event_store(_settings()))
+    facts = {
+        "identifiers": len(result.canonical_of),
+        "customers": len(result.customers),
+        "ambiguous_identifiers": len(result.ambiguities),
+    }
+    if as_json:
+        facts["ambiguities"] = [
+            {"identifier": f"{a.identifier[0]}:{a.identifier[1]}", "candidates": list(a.candidates)}
+            for a in result.ambiguities
+        ] if ambiguous else []
+        click.echo(json.dumps(facts))
+        return
+    for key, value in facts.items():
+        click.echo(f"{key:22} {value:,}")
+    if ambiguous:
+        for a in result.ambiguities:
+            click.echo(f"{a.identifier[0]}:{a.identifier[1]} is shared by {', '.join(a.candidates)}")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="exit 1 if the files in DIR differ from the models")
+@click.option("--out", "out", default="schemas", show_default=True, type=click.Path(file_okay=False))
+def schemas(check: bool, out: str) -> None:
+    """Write the JSON Schema of the touch contract (for producers in any language)."""
+    from journey.schemas import render_schemas, write_schemas
+
+    if check:
+        stale = [n for n, t in render_schemas().items()
+                 if not (Path(out) / n).exists() or (Path(out) / n).read_text("utf-8") != t]
+        if stale:
+            click.echo(f"stale: {', '.join(stale)}; run `journey schemas`", err=True)
+            sys.exit(1)
+        click.echo("schemas are up to date")
+        return
+    for path in write_schemas(Path(out)):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--patients", default=3000, show_default=True, help="how many patients to simulate")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the ingest summary as JSON")
+def demo(patients: int, seed: int, as_json: bool) -> None:
+    """Simulate a clinic (fixed seed), ingest it, and show what was stored."""
+    from journey.demo import generate_clinic, write_jsonl
+
+    settings = _settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / f"demo-{seed}-{patients}.jsonl"
+    count = write_jsonl(path, generate_clinic(seed=seed, patients=patients))
+    click.echo(f"generated {count:,} touches of {patients:,} patients into {path}")
+    ingestor = open_ingestor(settings)
+    with _progress("ingest") as bar:
+        summary = ingestor.ingest(read_jsonl(str(path), max_bytes=settings.max_record_bytes), bar)
+    _report(summary, as_json)
+    _show_store(ingestor.store, settings)
+
+
+def _show_store(store: Any, settings: Settings) -> None:
+    from journey.projections.identity import identity_map
+
+    types: Counter[str] = Counter()
+    for _position, event in store.read():
+        types[event.touch.get("activity") or event.touch["type"]] += 1
+    result = identity_map(store)
+    click.echo(f"\nthe event store at {_where(settings)} holds {sum(types.values()):,} events:")
+    for name, n in types.most_common():
+        click.echo(f"  {name:20} {n:>9,}")
+    click.echo(f"identity: {len(result.canonical_of):,} identifiers resolve to "
+               f"{len(result.customers):,} customers; {len(result.ambiguities)} identifiers are "
+               "shared by several customers (`journey identities --ambiguous`)")

@@ -1,0 +1,75 @@
+"""Settings from the environment (``JOURNEY_*``), read once by the composition root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from journey.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}={text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={value} is out of range; use {low}..{high}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What journey is configured with. Every field has an environment variable.
+
+    - ``JOURNEY_HOME``: where the embedded stores live (default ``./.journey``)
+    - ``JOURNEY_EVENT_STORE``: ``postgresql://USER:PASSWORD@HOST:PORT/DB`` or
+      ``sqlite:///PATH``; unset means SQLite at ``$JOURNEY_HOME/events.sqlite``
+    - ``JOURNEY_DEFAULT_REGION``: ISO country code for phones sent without ``+``
+    - ``JOURNEY_BATCH_SIZE``: records per atomic append (default 5000)
+    - ``JOURNEY_MAX_RECORD_BYTES``: larger records are quarantined (default 65536)
+    """
+
+    home: Path
+    event_store_url: str
+    default_region: str | None = None
+    batch_size: int = 5000
+    max_record_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("JOURNEY_HOME") or ".journey")
+        url = env.get("JOURNEY_EVENT_STORE") or f"sqlite:///{home / 'events.sqlite'}"
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigurationError(
+                "JOURNEY_EVENT_STORE must start with sqlite:/// or postgresql:// "
+                f"(got {url.split('://')[0]!r}://...)"
+            )
+        region = (env.get("JOURNEY_DEFAULT_REGION") or "").strip().upper() or None
+        if region is not None and not (len(region) == 2 and region.isalpha()):
+            raise ConfigurationError(
+                f"JOURNEY_DEFAULT_REGION={region!r} is not a two-letter country code such as RU"
+            )
+        return cls(
+            home=home,
+            event_store_url=url,
+            default_region=region,
+            batch_size=_int(env, "JOURNEY_BATCH_SIZE", 5000, 1, 1_000_000),
+            max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", 64 * 1024, 1024, 16 * 2**20),
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.event_store_url.startswith("postgres")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.event_store_url.removeprefix("sqlite:///"))

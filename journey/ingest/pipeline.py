@@ -1,0 +1,152 @@
+"""Ingestion: records in, validated in batches, appended atomically; bad ones quarantined.
+
+After any run: ``accepted + duplicates + quarantined == read``.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from itertools import islice
+
+from journey.domain.touch import MAX_RECORD_BYTES, parse_touch
+from journey.errors import InvalidTouchError
+from journey.ingest.sources import RawRecord
+from journey.store.event_store import EventStore, Submission
+from journey.store.records import Rejection
+
+__all__ = ["IngestSummary", "Ingestor", "RetrySummary"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**asdict(self), "seconds": round(self.seconds, 3), "rate": round(self.rate, 1)}
+
+
+@dataclass
+class RetrySummary:
+    retried: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    still_failing: int = 0
+    skipped_conflicts: int = 0
+
+
+def _event_id_of(raw: bytes) -> str | None:
+    """Best effort: the event_id of a record that failed validation, for the quarantine."""
+    try:
+        import orjson
+
+        value = orjson.loads(raw)
+    except Exception:  # noqa: BLE001 - undecodable records simply have no event_id
+        return None
+    event_id = value.get("event_id") if isinstance(value, dict) else None
+    return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 200 else None
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Ingestion allocates millions of short-lived, acyclic objects that reference
+    counting frees; the cyclic collector scanning them every 700 allocations cost
+    half the ingest time (measured). Collect rarely while ingesting, then restore."""
+    before = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _batches(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Ingestor:
+    """Validates records at the edge and appends them to the event store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        default_region: str | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        batch_size: int = 5000,
+    ) -> None:
+        self.store = store
+        self.default_region = default_region
+        self.max_record_bytes = max_record_bytes
+        self.batch_size = batch_size
+
+    def validate(self, batch: Sequence[RawRecord]) -> tuple[list[Submission], list[Rejection]]:
+        accepted: list[Submission] = []
+        rejected: list[Rejection] = []
+        for record in batch:
+            try:
+                touch = parse_touch(
+                    record.raw, default_region=self.default_region, max_bytes=self.max_record_bytes
+                )
+            except InvalidTouchError as error:
+                rejected.append(
+                    Rejection(record.source, record.locator, record.raw, error.code,
+                              error.reason, _event_id_of(record.raw) if error.code != "oversized" else None)
+                )
+            else:
+                accepted.append(Submission(touch, record.source, record.locator, record.raw))
+        return accepted, rejected
+
+    def ingest(self, records: Iterable[RawRecord], progress: Progress | None = None) -> IngestSummary:
+        """Ingest every record; each batch is stored whole or not at all."""
+        summary = IngestSummary()
+        started = time.perf_counter()
+        with _few_collections():
+            for batch in _batches(records, self.batch_size):
+                accepted, rejected = self.validate(batch)
+                outcome = self.store.append(accepted, rejected)
+                summary.read += len(batch)
+                summary.accepted += outcome.accepted
+                summary.duplicates += outcome.duplicates
+                summary.quarantined += outcome.quarantined
+                if progress:
+                    progress(len(batch))
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def retry_quarantine(self, progress: Progress | None = None) -> RetrySummary:
+        """Validate open quarantine entries again (e.g. after fixing a setting) and
+        store those that now pass. Conflicts are left for a person to dismiss."""
+        summary = RetrySummary()
+        after = 0
+        while entries := self.store.quarantine(after_id=after, limit=self.batch_size):
+            after = entries[-1].id
+            retry = [e for e in entries if e.rejection.code != "conflict"]
+            summary.skipped_conflicts += len(entries) - len(retry)
+            records = [RawRecord(e.rejection.source, e.rejection.locator, e.rejection.raw) for e in retry]
+            accepted, rejected = self.validate(records)
+            ids = {(e.rejection.source, e.rejection.locator, e.rejection.raw): e.id for e in retry}
+            fixed = [ids[(s.source, s.locator, s.raw)] for s in accepted]
+            outcome = self.store.append(accepted, resolves=fixed)
+            summary.retried += len(retry)
+            summary.accepted += outcome.accepted
+            summary.duplicates += outcome.duplicates
+            summary.still_failing += len(rejected) + outcome.quarantined
+            if progress:
+                progress(len(entries))
+        return summary
