@@ -163,7 +163,7 @@ def explain(error: ValidationError) -> tuple[str, str]:
         error.errors(include_url=False), key=lambda p: p["type"] != "extra_forbidden"
     )
     first = problems[0]
-    code = _CODES.get(first["type"], "wrong_type" if first["type"].endswith("_type") else "invalid_value")
+    code = _CODES.get(first["type"], "wrong_type" if first["type"].endswith(("_type", "_parsing")) else "invalid_value")
     parts = []
     for problem in problems[:3]:
         where = ".".join(str(p) for p in problem["loc"] if not _is_union_tag(p)) or "record"

@@ -1,0 +1,85 @@
+"""Ingestion: nothing accepted is lost, nothing bad passes, every record is counted."""
+
+from __future__ import annotations
+
+import orjson
+
+from journey.ingest.pipeline import Ingestor
+from journey.ingest.sources import RawRecord
+from journey.store.event_store import EventStore
+from tests.touches import raw, touch
+
+
+def records(*lines: bytes) -> list[RawRecord]:
+    return [RawRecord("in.jsonl", f"line {n}", line) for n, line in enumerate(lines, 1)]
+
+
+MIXED = records(
+    raw(touch(event_id="ok-1")),
+    b"{not json",
+    raw(touch(event_id="naive", occurred_at="2025-03-01T09:30:00")),
+    raw(touch(event_id="ok-1")),  # exact repeat
+    raw(touch(event_id="ok-1", channel="web")),  # conflicting repeat
+    raw(touch("visit", event_id="typo", properties={"visit_id": "v", "ammount": "1"})),
+    raw(touch(event_id="ok-2", type="message", properties={"medium": "sms", "purpose": "recall"})),
+    b"x" * 70_000,
+)
+
+
+def test_every_record_is_accepted_quarantined_or_a_duplicate(store: EventStore) -> None:
+    summary = Ingestor(store, batch_size=3).ingest(MIXED)
+    assert (summary.read, summary.accepted, summary.duplicates, summary.quarantined) == (8, 2, 1, 5)
+    assert summary.accepted + summary.duplicates + summary.quarantined == summary.read
+    codes = sorted(e.rejection.code for e in store.quarantine())
+    assert codes == ["bad_json", "conflict", "naive_timestamp", "oversized", "unknown_property"]
+
+
+def test_quarantine_keeps_raw_bytes_source_line_and_event_id(store: EventStore) -> None:
+    Ingestor(store).ingest(MIXED)
+    by_code = {e.rejection.code: e.rejection for e in store.quarantine()}
+    assert by_code["bad_json"].raw == b"{not json"
+    assert by_code["bad_json"].locator == "line 2"
+    assert by_code["naive_timestamp"].event_id == "naive"
+    assert by_code["unknown_property"].event_id == "typo"
+    assert by_code["oversized"].event_id is None
+
+
+def test_ingesting_the_same_input_again_adds_only_duplicates(store: EventStore) -> None:
+    ingestor = Ingestor(store)
+    ingestor.ingest(MIXED)
+    again = ingestor.ingest(MIXED)
+    assert (again.accepted, again.duplicates) == (0, 3)
+    assert store.position() == 2
+
+
+def test_a_fixed_record_resolves_its_quarantine_entry(store: EventStore) -> None:
+    ingestor = Ingestor(store)
+    ingestor.ingest(MIXED)
+    fixed = records(raw(touch(event_id="naive", occurred_at="2025-03-01T09:30:00+03:00")))
+    assert ingestor.ingest(fixed).accepted == 1
+    open_codes = sorted(e.rejection.code for e in store.quarantine())
+    assert "naive_timestamp" not in open_codes
+    resolved = [e for e in store.quarantine(open_only=False) if e.resolved_at]
+    assert [e.rejection.event_id for e in resolved] == ["naive"]
+
+
+def test_retry_accepts_entries_that_pass_under_new_settings(store: EventStore) -> None:
+    national = raw(touch(event_id="nat", customer={"phone": "8 916 123 45 67"}))
+    Ingestor(store).ingest(records(national, b"garbage"))
+    assert store.recorder.count_quarantine() == 2
+    summary = Ingestor(store, default_region="RU").retry_quarantine()
+    assert (summary.retried, summary.accepted, summary.still_failing) == (2, 1, 1)
+    assert store.get("nat").touch["customer"]["phone"] == "+79161234567"  # type: ignore[union-attr]
+    assert [e.rejection.raw for e in store.quarantine()] == [b"garbage"]
+
+
+def test_progress_is_reported_per_batch(store: EventStore) -> None:
+    seen: list[int] = []
+    Ingestor(store, batch_size=3).ingest(MIXED, seen.append)
+    assert seen == [3, 3, 2]
+
+
+def test_summary_json_has_the_documented_keys(store: EventStore) -> None:
+    summary = Ingestor(store).ingest(MIXED).to_dict()
+    assert {"read", "accepted", "duplicates", "quarantined"} <= set(summary)
+    assert orjson.loads(orjson.dumps(summary))["read"] == 8

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from journey.config import Settings
+from journey.errors import ConfigurationError
+
+
+def test_defaults_are_the_embedded_sqlite_store() -> None:
+    settings = Settings.from_env({})
+    assert settings.home == Path(".journey")
+    assert settings.sqlite_path == Path(".journey/events.sqlite")
+    assert not settings.is_postgres
+
+
+def test_postgres_is_chosen_by_url() -> None:
+    assert Settings.from_env({"JOURNEY_EVENT_STORE": "postgresql://u@h/db"}).is_postgres
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"JOURNEY_EVENT_STORE": "mysql://x"}, "must start with"),
+        ({"JOURNEY_DEFAULT_REGION": "Russia"}, "two-letter"),
+        ({"JOURNEY_BATCH_SIZE": "lots"}, "whole number"),
+        ({"JOURNEY_BATCH_SIZE": "0"}, "out of range"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigurationError, match=words):
+        Settings.from_env(env)
+
+
+def test_error_message_never_shows_a_password() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Settings.from_env({"JOURNEY_EVENT_STORE": "mysql://user:hunter2@h/db"})
+    assert "hunter2" not in str(error.value)
