@@ -50,7 +50,7 @@ import random
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
@@ -66,7 +66,7 @@ CURRENCY = "RUB"
 SITE = "https://smile-clinic.example"
 
 Record = dict[str, Any]
-_Pending = tuple[datetime, str, "dict[str, str] | None", str, str, Record]
+_Pending = tuple[datetime, str, dict[str, str] | None, str, str, Record]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +84,15 @@ class _Channel:
 
 
 CHANNELS: dict[str, _Channel] = {
-    "search_ads": _Channel(0.30, 0.55, 0.72, 650, 0, "search_dental_moscow", "yandex_direct",
+    "search_ads": _Channel(0.30, 0.65, 0.74, 650, 0, "search_dental_moscow", "yandex_direct",
                            ("yandex", "cpc"), 0.06, "+74951500101"),
-    "social": _Channel(0.18, 0.35, 0.45, 220, 0, "vk_smile_2025", "vk_ads",
+    "social": _Channel(0.18, 0.45, 0.46, 220, 0, "vk_smile_2025", "vk_ads",
                        ("vk", "social"), 0.008, "+74951500102"),
-    "seo": _Channel(0.17, 0.50, 0.70, 0, 3500, "organic", "seo_agency",
+    "seo": _Channel(0.17, 0.62, 0.72, 0, 3500, "organic", "seo_agency",
                     None, 0.04, "+74951500103"),
-    "display": _Channel(0.10, 0.22, 0.35, 160, 0, "display_banners", "yandex_direct",
+    "display": _Channel(0.10, 0.30, 0.33, 160, 0, "display_banners", "yandex_direct",
                         ("yandex", "display"), 0.003, "+74951500104"),
-    "email": _Channel(0.07, 0.45, 0.62, 40, 300, "partner_newsletter", "email_service",
+    "email": _Channel(0.07, 0.55, 0.62, 40, 300, "partner_newsletter", "email_service",
                       ("newsletter", "email"), 0.03, "+74951500105"),
     "offline": _Channel(0.18, 1.0, 0.55, 0, 4000, "flyers_and_radio", "marketing_budget",
                         None, 1.0, "+74951500106"),
@@ -121,7 +121,7 @@ ADMINISTRATORS: dict[str, float] = {  # name -> share of inbound calls missed
     "Elena": 0.05,
 }
 _ADMIN_NAMES = tuple(ADMINISTRATORS)
-FORM_SHARE = 0.11
+FORM_SHARE = 0.15
 CALLBACK_RATE = 0.35
 PICKS_UP = 0.75
 RETRY_RATE = 0.40
@@ -353,6 +353,7 @@ class _Clinic:
     counters: dict[str, int] = field(default_factory=dict)
     people: int = 0
     seq: int = 0
+    phone_offset: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -472,7 +473,7 @@ class _Clinic:
 
     def _form(self, p: _Person, t: datetime, book: float) -> _Lead | None:
         rng = self.rng
-        online = rng.random() < 0.5
+        online = rng.random() < 0.6
         props: Record = {"form": "online_booking" if online else "callback_request",
                          "page": SITE + rng.choice(KEYWORDS)[1], "branch": p.branch}
         wanted = self._slot(t, 1, 7) if online else None
@@ -512,7 +513,7 @@ class _Clinic:
                       channel: str, book: float) -> _Lead | None:
         rng = self.rng
         booked = rng.random() < book
-        outcome = "booked" if booked else rng.choice(("info", "info", "info", "other", "complaint"))
+        outcome = "booked" if booked else rng.choice(("info", "info", "info", "other"))
         seconds = rng.randint(90, 420)
         self._call(p, t, direction, admin, channel, answered=True, seconds=seconds, outcome=outcome)
         return _Lead(t + timedelta(seconds=seconds), admin, "phone") if booked else None
@@ -653,7 +654,7 @@ class _Clinic:
                 admin: str | None, *, retry: bool) -> datetime | None:
         rng = self.rng
         by_patient = rng.random() < 0.8
-        at = t + (when - t) * rng.random()
+        at = (t + (when - t) * rng.random()).replace(microsecond=0)
         rescheduled = retry and rng.random() < (0.45 if by_patient else 0.85)
         props: Record = {
             "booking_id": booking_id,
@@ -841,7 +842,7 @@ class _Clinic:
             self._marketing_message(p, at, "birthday", "birthday_greeting")
 
     def _marketing_message(self, p: _Person, at: datetime, purpose: str, template: str) -> bool:
-        if p.registered_at is None or at <= p.registered_at or at >= self.end:
+        if p.registered_at is None or p.portrait == "child" or not p.registered_at < at < self.end:
             return False
         allowed = () if p.withdrawn_at and at >= p.withdrawn_at else p.marketing
         if allowed:

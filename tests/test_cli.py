@@ -1,0 +1,108 @@
+"""The command line, run as a user runs it: a real process on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.touches import raw, touch
+
+
+def journey(*args: str, home: Path, stdin: bytes | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "JOURNEY_HOME": str(home), **env}
+    environment.pop("JOURNEY_EVENT_STORE", None) if "JOURNEY_EVENT_STORE" not in env else None
+    return subprocess.run(
+        [sys.executable, "-m", "journey", *args], env=environment, input=stdin.decode() if stdin else None,
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_ingest_prints_the_summary_as_json(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join([raw(touch(event_id="a")), raw(touch(event_id="a")), b"oops"]))
+    result = journey("ingest", str(path), "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {k: summary[k] for k in ("read", "accepted", "duplicates", "quarantined")} == {
+        "read": 3, "accepted": 1, "duplicates": 1, "quarantined": 1}
+    assert (tmp_path / "events.sqlite").exists()
+
+
+def test_ingest_reads_stdin(tmp_path: Path) -> None:
+    result = journey("ingest", "-", "--json", home=tmp_path, stdin=raw(touch()) + b"\n")
+    assert json.loads(result.stdout)["accepted"] == 1
+
+
+def test_quarantine_lists_reasons_and_exports_for_fixing(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(raw(touch(event_id="n", occurred_at="2025-03-01T09:30:00")) + b"\n")
+    journey("ingest", str(path), home=tmp_path)
+    listed = journey("quarantine", "--json", home=tmp_path)
+    [entry] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert entry["code"] == "naive_timestamp"
+    assert entry["locator"] == "line 1"
+    out = tmp_path / "fix.jsonl"
+    journey("quarantine", "export", str(out), home=tmp_path)
+    out.write_text(out.read_text().replace("09:30:00", "09:30:00+03:00"))
+    fixed = journey("ingest", str(out), "--json", home=tmp_path)
+    assert json.loads(fixed.stdout)["accepted"] == 1
+    assert journey("quarantine", "--json", home=tmp_path).stdout == ""
+
+
+def test_import_log_on_a_real_log_is_idempotent(tmp_path: Path, data_dir: Path) -> None:
+    log = str(data_dir / "helpdesk.csv")
+    first = json.loads(journey("import-log", log, "--case", "case_id", "--activity", "activity",
+                               "--timestamp", "timestamp", "--json", home=tmp_path).stdout)
+    assert (first["read"], first["accepted"], first["quarantined"]) == (21348, 21348, 0)
+    again = json.loads(journey("import-log", log, "--json", home=tmp_path).stdout)
+    assert (again["accepted"], again["duplicates"]) == (0, 21348)
+    identities = json.loads(journey("identities", "--json", home=tmp_path).stdout)
+    assert identities["customers"] == 4580
+
+
+def test_status_shows_position_and_quarantine(tmp_path: Path) -> None:
+    journey("ingest", "-", home=tmp_path, stdin=raw(touch()) + b"\nbad\n")
+    status = json.loads(journey("status", "--json", home=tmp_path).stdout)
+    assert (status["position"], status["quarantine_open"]) == (1, 1)
+
+
+def test_errors_are_one_line_with_what_to_do(tmp_path: Path) -> None:
+    result = journey("ingest", str(tmp_path / "missing.jsonl"), home=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: cannot read {tmp_path / 'missing.jsonl'}: No such file or directory"
+
+
+def test_unreachable_postgres_says_so_without_the_password(tmp_path: Path) -> None:
+    result = journey("status", home=tmp_path, JOURNEY_EVENT_STORE="postgresql://u:hunter2@127.0.0.1:1/db")
+    assert result.returncode == 2
+    assert "cannot reach the PostgreSQL event store" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_the_cli_works_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    result = journey("ingest", "-", "--json", home=tmp_path, stdin=raw(touch()) + b"\n",
+                     JOURNEY_EVENT_STORE=pg_url)
+    assert json.loads(result.stdout)["accepted"] == 1
+    status = json.loads(journey("status", "--json", home=tmp_path, JOURNEY_EVENT_STORE=pg_url).stdout)
+    assert status["position"] == 1
+    assert not (tmp_path / "events.sqlite").exists()
+
+
+def test_schemas_check_passes_on_the_committed_files(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    result = journey("schemas", "--check", "--out", str(root / "schemas"), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    stale = journey("schemas", "--check", "--out", str(tmp_path), home=tmp_path)
+    assert stale.returncode == 1
+
+
+@pytest.mark.parametrize("command", ["ingest", "import-log", "quarantine", "status", "identities", "demo"])
+def test_every_command_has_help(command: str, tmp_path: Path) -> None:
+    result = journey(command, "--help", home=tmp_path)
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
