@@ -49,4 +49,5 @@ def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingest
         default_region=settings.default_region,
         max_record_bytes=settings.max_record_bytes,
         batch_size=settings.batch_size,
+        workers=settings.ingest_workers,
     )

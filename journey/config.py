@@ -35,6 +35,8 @@ class Settings:
     - ``JOURNEY_DEFAULT_REGION``: ISO country code for phones sent without ``+``
     - ``JOURNEY_BATCH_SIZE``: records per atomic append (default 5000)
     - ``JOURNEY_MAX_RECORD_BYTES``: larger records are quarantined (default 65536)
+    - ``JOURNEY_INGEST_WORKERS``: processes validating records while one writes
+      (default: the number of CPUs; 1 validates in the writing process)
     """
 
     home: Path
@@ -42,6 +44,7 @@ class Settings:
     default_region: str | None = None
     batch_size: int = 5000
     max_record_bytes: int = 64 * 1024
+    ingest_workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +67,7 @@ class Settings:
             default_region=region,
             batch_size=_int(env, "JOURNEY_BATCH_SIZE", 5000, 1, 1_000_000),
             max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", 64 * 1024, 1024, 16 * 2**20),
+            ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 1, 256),
         )
 
     @property

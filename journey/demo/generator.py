@@ -19,16 +19,16 @@ plants so that the engine has something to find:
   30% of calls**, the others about 5%. A missed call gets a callback only sometimes; many
   of those callers try again, the rest are lost.
 * **Booking -> visit.** A booking (``customer_id`` + ``phone``, which links the
-  identities) is scheduled a few days ahead. Most patients consent to SMS reminders, and
-  most of those get one the day before; **patients without a reminder no-show about three
-  times as often**. Some bookings are cancelled (by the patient or the clinic), some are
-  rescheduled, some no-shows are called and rebooked.
+  identities) is scheduled a few days ahead and usually confirmed by SMS. Most patients
+  consent to SMS reminders, and most of those get one the day before; **patients without
+  a reminder no-show about three times as often**. Some bookings are cancelled (by the
+  patient or the clinic), some are rescheduled, some no-shows are called and rebooked.
 * **First visit -> treatment.** The doctor of the first visit decides much: whether a
   ``treatment_plan`` is proposed and accepted, how satisfied the patient is and whether
   they come back. **Dr. Petrov** keeps patients; **Dr. Volkov** proposes plans that are
   declined, explains little and rarely sees a patient again. Accepted plans become a
-  course of visits, which some patients abandon. Half the first-time patients get a
-  thank-you message, which helps a little.
+  course of visits, which some patients abandon; surgery is followed by a care message.
+  Half the first-time patients get a thank-you message, which helps a little.
 * **Retention and advocacy.** Months later, recall messages (to patients who allow
   marketing) and recall visits; promotions and birthday greetings. Surveys and public
   reviews (unhappy patients write more often; many negative reviews stay unanswered).
@@ -231,6 +231,9 @@ EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 
 REMINDER_CONSENT = 0.88
 REMINDER_COVERAGE = 0.70
+CONFIRMATION_RATE = 0.80
+CARE_RATE = 0.60
+SURGERY = ("implant", "root canal treatment")
 MARKETING_SMS = 0.55
 MARKETING_EMAIL = 0.60
 WITHDRAWAL = 0.08
@@ -312,7 +315,8 @@ class _Person:
     marketing: tuple[str, ...] = ()
     withdrawn_at: datetime | None = None
     satisfied: bool = False
-    surname: str = ""
+    name: str = ""
+    female: bool = False
     birthday: tuple[int, int] = (1, 1)
 
     def known(self) -> dict[str, str]:
@@ -408,9 +412,14 @@ class _Clinic:
         digits = (n * 7_919_201 + self.phone_offset) % 10_000_000  # a bijection: phones are unique
         phone = f"+79{MOBILE_CODES[n % len(MOBILE_CODES)]}{digits:07d}"
         kind = portrait or rng.choices(_ADULT_PORTRAITS, cum_weights=_PORTRAIT_CUM)[0]
+        female = rng.random() < PORTRAITS[kind].female
         return _Person(n, channel, at, phone, anonymous, kind, rng.choice(BRANCHES), referrer,
-                       surname=rng.choice(SURNAMES),
+                       name=self._name(female, rng.choice(SURNAMES)), female=female,
                        birthday=(rng.randint(1, 12), rng.randint(1, 28)))
+
+    def _name(self, female: bool, surname: str) -> str:
+        first = self.rng.choice(FEMALE_NAMES if female else MALE_NAMES)
+        return f"{first} {surname}{'a' if female else ''}"
 
     def _office(self, t: datetime) -> datetime:
         """The first moment at or after ``t`` when the front desk works (09:00-21:00)."""
@@ -419,6 +428,11 @@ class _Clinic:
         if t.hour >= 21:
             return (t + timedelta(days=1)).replace(hour=9, minute=self.rng.randrange(60))
         return t
+
+    def _days_later(self, t: datetime, lo: int, hi: int) -> datetime:
+        """Between ``lo`` and ``hi`` days after ``t``, while the front desk works."""
+        later = t + timedelta(days=self.rng.randint(lo, hi), hours=self.rng.randint(0, 8))
+        return self._office(later)
 
     def _slot(self, after: datetime, lo: int, hi: int) -> datetime:
         day = after.replace(hour=9, minute=0, second=0) + timedelta(days=self.rng.randint(lo, hi))
@@ -445,7 +459,7 @@ class _Clinic:
         if p.channel == "referral":
             props = {"kind": "patient", "referrer": p.referrer or ""}
             self._emit("referral", p.first_at, {"phone": p.phone}, "referral", "crm", props)
-            return self._office(p.first_at + timedelta(days=rng.randint(1, 14), hours=rng.randint(0, 8)))
+            return self._days_later(p.first_at, 1, 14)
         self._ad_click(p)
         if rng.random() >= CHANNELS[p.channel].contact:
             return None
@@ -482,7 +496,8 @@ class _Clinic:
         customer = {"anonymous_id": p.anonymous_id or "", "phone": p.phone}
         self._emit("form", t, customer, p.channel, "website", props)
         if online:
-            return _Lead(t + timedelta(minutes=1), None, "online", wanted) if rng.random() < book else None
+            booked = rng.random() < book
+            return _Lead(t + timedelta(minutes=1), None, "online", wanted) if booked else None
         back = self._office(t + timedelta(minutes=rng.randint(10, 300)))
         admin = rng.choice(_ADMIN_NAMES)
         if rng.random() < 0.8:
@@ -530,7 +545,8 @@ class _Clinic:
         if answered:
             props["outcome"] = outcome
             props["recording_ref"] = f"rec-{self.seed}-{rng.getrandbits(40):010x}"
-        props["tags"] = ["missed"] if not answered else ["new_patient"] if p.customer_id is None else []
+        new = p.customer_id is None
+        props["tags"] = ["missed"] if not answered else ["new_patient"] if new else []
         self._emit("call", t, {"phone": p.phone}, channel, "telephony", props)
 
     # -- the patient -------------------------------------------------------------------
@@ -559,17 +575,16 @@ class _Clinic:
         if p.portrait != "child":
             p.reminders = rng.random() < REMINDER_CONSENT
             if rng.random() < 0.45:
-                name = f"{rng.choice(FEMALE_NAMES + MALE_NAMES)}.{p.surname}{p.idx}".lower()
-                p.email = f"{name}@{rng.choice(EMAIL_DOMAINS)}"
+                local = p.name.lower().replace(" ", ".")
+                p.email = f"{local}{p.idx}@{rng.choice(EMAIL_DOMAINS)}"
             sms = rng.random() < MARKETING_SMS
             mail = p.email is not None and rng.random() < MARKETING_EMAIL
             p.marketing = ("sms",) * sms + ("email",) * mail
         self._consents(p, t)
-        self._profile(p, t + timedelta(minutes=rng.randint(1, 5)))
+        self._profile(p, t)
 
     def _consents(self, p: _Person, t: datetime) -> None:
         rng = self.rng
-        at = t + timedelta(minutes=1)
         grants = [("all", "personal_data")]
         grants += [("sms", "reminders")] * p.reminders
         grants += [(medium, "marketing") for medium in p.marketing]
@@ -577,7 +592,7 @@ class _Clinic:
             customer = p.known() | ({"email": p.email} if channel == "email" and p.email else {})
             props = {"action": "granted", "channel": channel, "purpose": purpose,
                      "document_ref": f"consent-{p.customer_id}-{purpose}"}
-            self._emit("consent", at, customer, "clinic", "mis", props)
+            self._emit("consent", t, customer, "clinic", "mis", props)
         if p.marketing and rng.random() < WITHDRAWAL:
             p.withdrawn_at = t + timedelta(days=rng.randint(20, 300), hours=rng.randint(0, 10))
             props = {"action": "withdrawn", "channel": "all", "purpose": "marketing"}
@@ -586,18 +601,16 @@ class _Clinic:
     def _profile(self, p: _Person, at: datetime) -> None:
         rng = self.rng
         portrait = PORTRAITS[p.portrait]
-        female = rng.random() < portrait.female
-        first = rng.choice(FEMALE_NAMES if female else MALE_NAMES)
         props: Record = {
-            "name": f"{first} {p.surname}{'a' if female else ''}",
+            "name": p.name,
             "birth_year": self.start.year - rng.randint(*portrait.ages),
-            "sex": "female" if female else "male",
+            "sex": "female" if p.female else "male",
             "city": "Moscow" if rng.random() < 0.9 else rng.choice(("Khimki", "Krasnogorsk")),
             "district": rng.choice(DISTRICTS),
             "social_status": rng.choice(portrait.social),
             "family": rng.choice(portrait.family),
             "problem": rng.choice(portrait.problems),
-            "fears": rng.sample(portrait.fears, rng.randint(0, 2)),
+            "fears": rng.sample(portrait.fears, rng.randint(1, 2)),
         }
         if portrait.incomes:
             props["income"] = rng.choice(portrait.incomes)
@@ -605,12 +618,12 @@ class _Clinic:
 
     def _child(self, parent: _Person, after: datetime) -> None:
         """A parent books a child: another customer_id on the parent's phone."""
-        rng = self.rng
         child = self._person("phone", after, None, portrait="child")
-        child.phone, child.branch, child.surname = parent.phone, parent.branch, parent.surname
+        surname = parent.name.split()[-1].removesuffix("a")
+        child.phone, child.branch = parent.phone, parent.branch
+        child.name = self._name(child.female, surname)
         child.reminders = parent.reminders
-        when = self._office(after + timedelta(days=rng.randint(1, 40), hours=rng.randint(0, 6)))
-        lead = self._inquiry(child, when, "phone", RECALL_BOOK)
+        lead = self._inquiry(child, self._days_later(after, 1, 40), "phone", RECALL_BOOK)
         if lead is not None:
             self._patient(child, lead)
 
@@ -632,6 +645,9 @@ class _Clinic:
             props["rescheduled_from"] = replaces
         source = "booking_widget" if via == "online" else "mis"
         self._emit("booking", t, p.known(), BOOKING_CHANNELS[via], source, props)
+        if p.reminders and rng.random() < CONFIRMATION_RATE:
+            at = t + timedelta(minutes=rng.randint(1, 5))
+            self._message(p, at, "sms", "confirmation", "booking_confirmation", booking_id)
         reminded = self._remind(p, t, when, booking_id)
         roll = rng.random()
         if roll < CANCEL_RATE:
@@ -644,7 +660,7 @@ class _Clinic:
         rng = self.rng
         if not p.reminders or rng.random() >= REMINDER_COVERAGE:
             return False
-        at = when - timedelta(hours=rng.randint(18, 30))
+        at = (when - timedelta(days=1)).replace(hour=rng.randint(10, 18), minute=rng.randrange(60))
         if at <= t:
             return False
         self._message(p, at, "sms", "reminder", "visit_reminder", booking_id)
@@ -720,7 +736,7 @@ class _Clinic:
         thanked = rng.random() < THANK_YOU_RATE
         if thanked:
             medium = "messenger" if rng.random() < 0.3 else "sms"
-            at = visit + timedelta(hours=rng.randint(2, 40))
+            at = self._office(visit + timedelta(hours=rng.randint(2, 40)))
             self._message(p, at, medium, "thank_you", "thank_you_first_visit")
         p.satisfied = rng.random() < min(0.98, doc.satisfied + (0.06 if thanked else 0.0))
         last = self._plan(p, doctor, visit) if rng.random() < doc.plan else visit
@@ -741,7 +757,7 @@ class _Clinic:
                    base | {"status": "proposed"})
         decided = visit + timedelta(minutes=35)
         if rng.random() < 0.5:
-            decided = self._office(visit + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 8)))
+            decided = self._days_later(visit, 1, 10)
         accept = DOCTORS[doctor].accept * (1.0 if p.satisfied else 0.45)
         if rng.random() >= accept:
             declined = base | {"status": "declined", "decline_reason": rng.choice(DECLINE_REASONS)}
@@ -764,6 +780,9 @@ class _Clinic:
                                       rng.choice(_ADMIN_NAMES), lead=(5, 21))
             if visit is None:
                 break
+            if care.services[0] in SURGERY and rng.random() < CARE_RATE:
+                at = self._office(visit + timedelta(hours=rng.randint(18, 30)))
+                self._message(p, at, "messenger", "care", "after_surgery_care")
             last = visit
         return last
 
@@ -782,7 +801,7 @@ class _Clinic:
             self._emit("review", at + timedelta(days=1, hours=rng.randint(0, 12)), p.patient(),
                        "sms", "survey", survey)
         if rng.random() < (0.18 if p.satisfied else 0.35):
-            self._public_review(p, doctor, at + timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 12)))
+            self._public_review(p, doctor, self._days_later(at, 1, 20))
 
     def _public_review(self, p: _Person, doctor: str, at: datetime) -> None:
         rng = self.rng
@@ -813,13 +832,12 @@ class _Clinic:
             chance = doc.recall * (1.0 if p.satisfied else 0.35) * (1.25 if invited else 0.75)
             if rng.random() >= chance:
                 return
-            call_at = self._office(due + timedelta(days=rng.randint(0, 25), hours=rng.randint(0, 8)))
-            lead = self._inquiry(p, call_at, "phone", RECALL_BOOK)
+            lead = self._inquiry(p, self._days_later(due, 0, 25), "phone", RECALL_BOOK)
             if lead is None:
                 return
-            care = _Care(doctor, ("check-up", "professional hygiene"),
-                         _round100((PRICES["check-up"] + PRICES["professional hygiene"]) * doc.price),
-                         False)
+            services = ("check-up", "professional hygiene")
+            amount = _round100(sum(PRICES[s] for s in services) * doc.price)
+            care = _Care(doctor, services, amount, False)
             visit = self._appointment(p, lead.at, care, "phone", lead.admin)
             if visit is None:
                 return

@@ -35,11 +35,16 @@ def stream_id(event_id: str) -> str:
 
 @dataclass(frozen=True)
 class Recorded:
-    """Base of stored events. ``touch`` is the validated touch in canonical JSON form."""
+    """Base of stored events.
+
+    ``touch`` is what the producer said, validated, in canonical JSON form;
+    ``recorded_at`` (RFC 3339, UTC) is when the engine stored it.
+    """
 
     originator_id: str
     originator_version: int
     touch: dict[str, Any]
+    recorded_at: str
 
     class_version: ClassVar[int] = 1
 
@@ -49,7 +54,9 @@ class Recorded:
 
     def to_touch(self) -> TouchBase:
         """The touch as a validated model (trusted: it passed the edge once)."""
-        return touch_adapter.validate_json(orjson.dumps(self.touch), context={"stored": True})
+        return touch_adapter.validate_json(
+            orjson.dumps({**self.touch, "recorded_at": self.recorded_at}), context={"stored": True}
+        )
 
 
 @dataclass(frozen=True)

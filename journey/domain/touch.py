@@ -77,6 +77,10 @@ class TouchBase(Frozen):
         """What the producer said: the canonical form without ``recorded_at``."""
         return self.model_dump(mode="json", exclude_none=True, exclude={"recorded_at"})
 
+    def content_json(self) -> bytes:
+        """``content()`` as compact JSON bytes, serialised in Rust in one step."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True, exclude={"recorded_at"})
+
 
 def _builtin(type_name: str, properties: type[Frozen]) -> type[TouchBase]:
     camel = "".join(part.title() for part in type_name.split("_"))

@@ -6,11 +6,16 @@ After any run: ``accepted + duplicates + quarantined == read``.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from itertools import islice
+from itertools import chain, islice
+
+import orjson
 
 from journey.domain.touch import MAX_RECORD_BYTES, parse_touch
 from journey.errors import InvalidTouchError
@@ -51,13 +56,31 @@ class RetrySummary:
 def _event_id_of(raw: bytes) -> str | None:
     """Best effort: the event_id of a record that failed validation, for the quarantine."""
     try:
-        import orjson
-
         value = orjson.loads(raw)
-    except Exception:  # noqa: BLE001 - undecodable records simply have no event_id
+    except orjson.JSONDecodeError:
         return None
     event_id = value.get("event_id") if isinstance(value, dict) else None
     return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 200 else None
+
+
+Checked = tuple[list[tuple[int, str, str, bytes]], list[tuple[int, str, str, str | None]]]
+"""Per batch: accepted ``(index, event_id, type, content)`` and rejected
+``(index, code, reason, event_id)``; small and cheap to send between processes."""
+
+
+def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
+    """Validate a batch of raw records. A pure function, so it can run in a worker."""
+    accepted: list[tuple[int, str, str, bytes]] = []
+    rejected: list[tuple[int, str, str, str | None]] = []
+    for index, raw in enumerate(raws):
+        try:
+            touch = parse_touch(raw, default_region=default_region, max_bytes=max_bytes)
+        except InvalidTouchError as error:
+            event_id = None if error.code == "oversized" else _event_id_of(raw)
+            rejected.append((index, error.code, error.reason, event_id))
+        else:
+            accepted.append((index, touch.event_id, touch.type, touch.content_json()))  # type: ignore[attr-defined]
+    return accepted, rejected
 
 
 @contextmanager
@@ -79,6 +102,19 @@ def _batches(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord
         yield batch
 
 
+def _assemble(batch: Sequence[RawRecord], checked: Checked) -> tuple[list[Submission], list[Rejection]]:
+    accepted, rejected = checked
+    submissions = []
+    for index, event_id, type_, content in accepted:
+        record = batch[index]
+        submissions.append(Submission(event_id, type_, content, record.source, record.locator, record.raw))
+    rejections = []
+    for index, code, reason, event_id in rejected:
+        record = batch[index]
+        rejections.append(Rejection(record.source, record.locator, record.raw, code, reason, event_id))
+    return submissions, rejections
+
+
 class Ingestor:
     """Validates records at the edge and appends them to the event store."""
 
@@ -89,36 +125,52 @@ class Ingestor:
         default_region: str | None = None,
         max_record_bytes: int = MAX_RECORD_BYTES,
         batch_size: int = 5000,
+        workers: int = 1,
     ) -> None:
         self.store = store
         self.default_region = default_region
         self.max_record_bytes = max_record_bytes
         self.batch_size = batch_size
+        self.workers = workers
 
     def validate(self, batch: Sequence[RawRecord]) -> tuple[list[Submission], list[Rejection]]:
-        accepted: list[Submission] = []
-        rejected: list[Rejection] = []
-        for record in batch:
-            try:
-                touch = parse_touch(
-                    record.raw, default_region=self.default_region, max_bytes=self.max_record_bytes
-                )
-            except InvalidTouchError as error:
-                rejected.append(
-                    Rejection(record.source, record.locator, record.raw, error.code,
-                              error.reason, _event_id_of(record.raw) if error.code != "oversized" else None)
-                )
-            else:
-                accepted.append(Submission(touch, record.source, record.locator, record.raw))
-        return accepted, rejected
+        """Validate a batch here, in this process."""
+        return _assemble(batch, check([r.raw for r in batch], self.default_region, self.max_record_bytes))
+
+    def _validated(
+        self, batches: Iterable[list[RawRecord]]
+    ) -> Iterator[tuple[list[RawRecord], tuple[list[Submission], list[Rejection]]]]:
+        """Validated batches in input order. With ``workers > 1`` and more than one
+        batch of input, validation runs in worker processes while this one stores."""
+        iterator = iter(batches)
+        first = next(iterator, None)
+        if first is None:
+            return
+        second = next(iterator, None)
+        if self.workers <= 1 or second is None:
+            for batch in chain([first], [second] if second else [], iterator):
+                yield batch, self.validate(batch)
+            return
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["journey.ingest.pipeline"])
+        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            pending: deque[tuple[list[RawRecord], Future[Checked]]] = deque()
+            for batch in chain([first, second], iterator):
+                raws = [r.raw for r in batch]
+                pending.append((batch, pool.submit(check, raws, self.default_region, self.max_record_bytes)))
+                if len(pending) > 2 * self.workers:
+                    done, future = pending.popleft()
+                    yield done, _assemble(done, future.result())
+            while pending:
+                done, future = pending.popleft()
+                yield done, _assemble(done, future.result())
 
     def ingest(self, records: Iterable[RawRecord], progress: Progress | None = None) -> IngestSummary:
         """Ingest every record; each batch is stored whole or not at all."""
         summary = IngestSummary()
         started = time.perf_counter()
         with _few_collections():
-            for batch in _batches(records, self.batch_size):
-                accepted, rejected = self.validate(batch)
+            for batch, (accepted, rejected) in self._validated(_batches(records, self.batch_size)):
                 outcome = self.store.append(accepted, rejected)
                 summary.read += len(batch)
                 summary.accepted += outcome.accepted

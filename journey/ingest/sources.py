@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -23,8 +23,9 @@ from journey.errors import InputError
 __all__ = ["EventLogColumns", "RawRecord", "read_event_log", "read_jsonl"]
 
 
-@dataclass(frozen=True)
-class RawRecord:
+class RawRecord(NamedTuple):
+    """One record as read: where it came from and its bytes."""
+
     source: str
     locator: str
     raw: bytes

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from journey.domain.events import Recorded, recorded_class, stream_id
@@ -26,14 +27,21 @@ __all__ = ["AppendOutcome", "EventStore", "Submission"]
 _RETRIES = 5
 
 
-@dataclass(frozen=True)
-class Submission:
-    """A validated touch with where it came from (kept to quarantine a conflict)."""
+class Submission(NamedTuple):
+    """A validated touch, as canonical JSON bytes, with where it came from (kept to
+    quarantine a conflict). Build one with ``Submission.of(touch)``."""
 
-    touch: TouchBase
+    event_id: str
+    type: str
+    content: bytes
     source: str
     locator: str
     raw: bytes
+
+    @classmethod
+    def of(cls, touch: TouchBase, source: str = "python", locator: str = "", raw: bytes | None = None) -> Submission:  # noqa: E501
+        content = touch.content_json()
+        return cls(touch.event_id, touch.type, content, source, locator, raw or content)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -66,8 +74,11 @@ class EventStore:
         when = (recorded_at or datetime.now(timezone.utc)).isoformat()
         for _attempt in range(_RETRIES):
             fresh, duplicates, conflicts = self._classify(submissions)
-            events = [self._stored(s, when) for s in fresh]
-            accepted_ids = [s.touch.event_id for s in fresh]
+            events = [
+                self.mapper.stored(recorded_class(s.type), stream_id(s.event_id), s.content, when)
+                for s in fresh
+            ]
+            accepted_ids = [s.event_id for s in fresh]
             try:
                 positions = self.recorder.append(
                     events,
@@ -94,14 +105,13 @@ class EventStore:
         duplicates = 0
         conflicts: list[Rejection] = []
         for submission in submissions:
-            event_id = submission.touch.event_id
-            earlier = firsts.get(event_id)
+            earlier = firsts.get(submission.event_id)
             if earlier is None:
-                firsts[event_id] = submission
-            elif earlier.touch.content() == submission.touch.content():
+                firsts[submission.event_id] = submission
+            elif earlier.content == submission.content:
                 duplicates += 1
             else:
-                conflicts.append(_conflict(submission, earlier.touch.content()))
+                conflicts.append(_conflict(submission, orjson.loads(earlier.content)))
         stored = self.recorder.select_streams([stream_id(e) for e in firsts])
         fresh = []
         for event_id, submission in firsts.items():
@@ -110,20 +120,11 @@ class EventStore:
                 fresh.append(submission)
                 continue
             known = self.to_event(existing).touch
-            known = {k: v for k, v in known.items() if k != "recorded_at"}
-            if known == submission.touch.content():
+            if known == orjson.loads(submission.content):
                 duplicates += 1
             else:
                 conflicts.append(_conflict(submission, known))
         return fresh, duplicates, conflicts
-
-    def _stored(self, submission: Submission, recorded_at: str) -> StoredEvent:
-        touch = submission.touch
-        state = touch.content()
-        state["recorded_at"] = recorded_at
-        cls = recorded_class(state["type"])
-        event = cls(originator_id=stream_id(touch.event_id), originator_version=1, touch=state)
-        return self.mapper.to_stored_event(event)
 
     def to_event(self, stored: StoredEvent) -> Recorded:
         return cast(Recorded, self.mapper.to_domain_event(stored))
@@ -152,7 +153,7 @@ class EventStore:
 
 
 def _conflict(submission: Submission, known: dict[str, Any]) -> Rejection:
-    new = submission.touch.content()
+    new = orjson.loads(submission.content)
     differs = sorted(k for k in set(new) | set(known) if new.get(k) != known.get(k))
     return Rejection(
         source=submission.source,
@@ -160,9 +161,9 @@ def _conflict(submission: Submission, known: dict[str, Any]) -> Rejection:
         raw=submission.raw,
         code="conflict",
         reason=(
-            f"event_id {submission.touch.event_id!r} was already accepted with different "
+            f"event_id {submission.event_id!r} was already accepted with different "
             f"content (differs in: {', '.join(differs)}); events are facts: send a "
             "correction as a new touch with its own event_id"
         ),
-        event_id=submission.touch.event_id,
+        event_id=submission.event_id,
     )

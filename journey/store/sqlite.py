@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
@@ -80,19 +81,17 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
             c.execute(update + f"id IN ({','.join('?' * len(chunk))})", [now, note, *chunk])
 
     def select_streams(self, originator_ids: Sequence[str]) -> dict[str, StoredEvent]:
-        found: dict[str, StoredEvent] = {}
+        if not originator_ids:
+            return {}
         with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(originator_ids), _CHUNK):
-                chunk = list(originator_ids[start : start + _CHUNK])
-                c.execute(
-                    "SELECT originator_id, originator_version, topic, state FROM stored_events "
-                    f"WHERE originator_version=1 AND originator_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                for row in c.fetchall():
-                    key = row["originator_id"]
-                    found[key] = StoredEvent(key, 1, row["topic"], row["state"])
-        return found
+            c.execute(  # one query per batch: the ids travel as one JSON array
+                "SELECT originator_id, topic, state FROM stored_events WHERE originator_version=1 "
+                "AND originator_id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(originator_ids)).decode(),),
+            )
+            return {
+                row[0]: StoredEvent(row[0], 1, row[1], row[2]) for row in c.fetchall()
+            }
 
     def select_quarantine(
         self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000

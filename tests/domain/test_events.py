@@ -21,10 +21,10 @@ def test_stored_event_class_follows_the_touch_type() -> None:
 def test_version_1_state_holds_the_touch_and_no_class_version() -> None:
     mapper = JourneyMapper()
     record = touch()
-    stored = mapper.to_stored_event(TouchRecorded("e-1", 1, record))
+    stored = mapper.to_stored_event(TouchRecorded("e-1", 1, record, "2025-03-01T06:30:00+00:00"))
     assert stored.topic == get_topic(TouchRecorded)
-    assert mapper.transcoder.decode(stored.state) == {"touch": record}
-    assert mapper.to_domain_event(stored) == TouchRecorded("e-1", 1, record)
+    assert mapper.transcoder.decode(stored.state) == {"touch": record, "recorded_at": "2025-03-01T06:30:00+00:00"}
+    assert mapper.to_domain_event(stored) == TouchRecorded("e-1", 1, record, "2025-03-01T06:30:00+00:00")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class TouchRecordedV2(TouchRecorded):
 
 def test_old_events_are_upcast_one_version_at_a_time_when_read() -> None:
     mapper = JourneyMapper()
-    v1 = mapper.to_stored_event(TouchRecorded("e-1", 1, touch(channel="phone")))
+    v1 = mapper.to_stored_event(TouchRecorded("e-1", 1, touch(channel="phone"), "2025-03-01T06:30:00+00:00"))
     as_v2 = type(v1)(v1.originator_id, 1, get_topic(TouchRecordedV2), v1.state)
     event = mapper.to_domain_event(as_v2)
     assert event.touch["medium"] == "phone"

@@ -15,7 +15,7 @@ from tests.touches import raw, touch
 
 def sub(record: dict[str, Any], line: int = 1) -> Submission:
     data = raw(record)
-    return Submission(parse_touch(data), "test.jsonl", f"line {line}", data)
+    return Submission.of(parse_touch(data), "test.jsonl", f"line {line}", data)
 
 
 def test_same_event_id_twice_is_stored_once(store: EventStore) -> None:
@@ -53,7 +53,8 @@ def test_stored_touch_is_the_validated_form_with_recorded_at(store: EventStore) 
     [(position, event)] = list(store.read())
     assert position == 1
     assert event.touch["customer"] == {"phone": "+79161234567"}
-    assert event.touch["recorded_at"].endswith("+00:00")
+    assert event.recorded_at.endswith("+00:00")
+    assert "recorded_at" not in event.touch
     assert event.to_touch().customer.phone == "+79161234567"
 
 

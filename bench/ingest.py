@@ -1,0 +1,126 @@
+"""Ingest benchmark: 1,000,000 demo touches from JSON Lines into the event store.
+
+Beside it, in the same run, the physical floor: a plain batched SQLite insert of
+the same records (parse each line for its event_id, INSERT with a unique index on
+event_id, same batch size, same WAL mode). Each measurement runs in its own
+process so peak memory (max RSS) is its own. Medians of --runs runs.
+
+Run:  python bench/ingest.py [--touches 1000000] [--runs 3] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+BATCH = 5000
+
+
+def make_input(path: Path, touches: int) -> None:
+    from journey.demo import generate_clinic, write_jsonl
+
+    if path.exists() and sum(1 for _ in path.open("rb")) == touches:
+        return
+    write_jsonl(path, itertools.islice(generate_clinic(seed=11, patients=touches // 5), touches))
+
+
+def floor(source: str, target: str) -> dict[str, float]:
+    db = sqlite3.connect(target, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE touches (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, body BLOB)")
+    start = time.perf_counter()
+    count = 0
+    with open(source, "rb") as file:
+        while lines := list(itertools.islice(file, BATCH)):
+            rows = [(orjson.loads(line)["event_id"], line.rstrip(b"\n")) for line in lines]
+            db.execute("BEGIN")
+            db.executemany("INSERT OR IGNORE INTO touches (event_id, body) VALUES (?, ?)", rows)
+            db.execute("COMMIT")
+            count += len(rows)
+    return {"records": count, "seconds": time.perf_counter() - start}
+
+
+def journey_ingest(source: str, target: str) -> dict[str, float]:
+    from journey.bootstrap import open_ingestor
+    from journey.config import Settings
+    from journey.ingest.sources import read_jsonl
+
+    url = target if target.startswith("postgresql://") else f"sqlite:///{target}"
+    ingestor = open_ingestor(Settings.from_env({"JOURNEY_EVENT_STORE": url}))
+    summary = ingestor.ingest(read_jsonl(source))
+    assert summary.accepted == summary.read, summary
+    return {"records": summary.read, "seconds": summary.seconds}
+
+
+def measure(kind: str, source: str, target: str) -> dict[str, float]:
+    """Run one measurement in a fresh process; returns rate and peak memory."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, source, target],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child(kind: str, source: str, target: str) -> None:
+    result = (floor if kind == "floor" else journey_ingest)(source, target)
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rate"] = result["records"] / result["seconds"]
+    print(json.dumps(result))
+
+
+def reset_postgres(url: str) -> None:
+    import psycopg
+
+    base, _, query = url.partition("?schema=")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {query} CASCADE")
+        conn.execute(f"CREATE SCHEMA {query}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--touches", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test?schema=bench_ingest")
+    parser.add_argument("--child", nargs=3)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(os.environ.get("BENCH_DIR", "bench/out"))
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"demo-{args.touches}.jsonl"
+    make_input(source, args.touches)
+    print(f"input: {args.touches:,} demo touches, {source.stat().st_size / 2**20:,.0f} MiB JSON Lines; "
+          f"batches of {BATCH}; {args.runs} runs, medians")
+    results: dict[str, list[dict[str, float]]] = {"floor": [], "journey-sqlite": []}
+    for _ in range(args.runs):
+        for kind in results:
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                results[kind].append(measure("floor" if kind == "floor" else "journey", str(source), f"{tmp}/e.sqlite"))
+    if args.postgres:
+        reset_postgres(args.postgres)
+        results["journey-postgresql"] = [measure("journey", str(source), args.postgres)]
+        reset_postgres(args.postgres)
+    rates = {k: statistics.median(r["rate"] for r in v) for k, v in results.items()}
+    peaks = {k: max(r["peak_mib"] for r in v) for k, v in results.items()}
+    print(f"{'':20} {'touches/s':>12} {'peak MiB':>9} {'of floor':>9}  runs")
+    for kind, rate in rates.items():
+        runs = ", ".join(f"{r['rate']:,.0f}" for r in results[kind])
+        print(f"{kind:20} {rate:>12,.0f} {peaks[kind]:>9,.0f} {rate / rates['floor']:>8.0%}  [{runs}]")
+
+
+if __name__ == "__main__":
+    main()
