@@ -101,6 +101,19 @@ def test_schemas_check_passes_on_the_committed_files(tmp_path: Path) -> None:
     assert stale.returncode == 1
 
 
+def test_demo_ingests_a_clinic_and_shows_what_was_stored(tmp_path: Path) -> None:
+    result = journey("demo", "--patients", "300", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    summary = json.loads(lines[1])
+    assert summary["read"] == summary["accepted"] > 2000
+    assert "identity:" in result.stdout
+    for kind in ("call", "booking", "visit", "ad_spend", "no_show", "review", "referral"):
+        assert any(line.split()[:1] == [kind] for line in lines), kind
+    again = journey("demo", "--patients", "300", "--json", home=tmp_path)
+    assert json.loads(again.stdout.splitlines()[1])["duplicates"] == summary["read"]
+
+
 @pytest.mark.parametrize("command", ["ingest", "import-log", "quarantine", "status", "identities", "demo"])
 def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     result = journey(command, "--help", home=tmp_path)

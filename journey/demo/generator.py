@@ -547,7 +547,11 @@ class _Clinic:
             props["recording_ref"] = f"rec-{self.seed}-{rng.getrandbits(40):010x}"
         new = p.customer_id is None
         props["tags"] = ["missed"] if not answered else ["new_patient"] if new else []
-        self._emit("call", t, {"phone": p.phone}, channel, "telephony", props)
+        customer = {"phone": p.phone}
+        if direction == "inbound" and channel in CHANNELS and p.anonymous_id:
+            # call tracking with number substitution knows which web visitor dialled
+            customer["anonymous_id"] = p.anonymous_id
+        self._emit("call", t, customer, channel, "telephony", props)
 
     # -- the patient -------------------------------------------------------------------
 

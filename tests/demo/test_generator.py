@@ -110,7 +110,10 @@ def test_write_jsonl_writes_one_object_per_line(tmp_path: Path) -> None:
 
 def test_identifiers_follow_the_journey(by_type: dict[str, list[Record]]) -> None:
     assert all(set(r["customer"]) == {"anonymous_id"} for r in by_type["ad_click"])
-    assert all(set(r["customer"]) == {"phone"} for r in by_type["call"])
+    tracked = [r for r in by_type["call"] if "anonymous_id" in r["customer"]]
+    assert all(set(r["customer"]) <= {"phone", "anonymous_id"} for r in by_type["call"])
+    assert tracked, "call tracking links some calls to the web visitor who dialled"
+    assert all(r["properties"]["direction"] == "inbound" for r in tracked)
     assert all(set(r["customer"]) == {"anonymous_id", "phone"} for r in by_type["form"])
     assert all(set(r["customer"]) == {"customer_id", "phone"} for r in by_type["booking"])
     assert all(r["customer"]["phone"].startswith("+79") for r in by_type["call"])

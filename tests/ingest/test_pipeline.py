@@ -83,3 +83,17 @@ def test_summary_json_has_the_documented_keys(store: EventStore) -> None:
     summary = Ingestor(store).ingest(MIXED).to_dict()
     assert {"read", "accepted", "duplicates", "quarantined"} <= set(summary)
     assert orjson.loads(orjson.dumps(summary))["read"] == 8
+
+
+def test_worker_processes_give_the_same_result_in_input_order(tmp_path) -> None:  # noqa: ANN001
+    from journey.store.sqlite import open_sqlite
+
+    lines = [raw(touch(event_id=f"w-{i}")) if i % 7 else b"broken" for i in range(600)]
+    parallel = EventStore(open_sqlite(str(tmp_path / "p.sqlite")))
+    single = EventStore(open_sqlite(str(tmp_path / "s.sqlite")))
+    a = Ingestor(parallel, batch_size=50, workers=2).ingest(records(*lines))
+    b = Ingestor(single, batch_size=50, workers=1).ingest(records(*lines))
+    assert (a.read, a.accepted, a.quarantined) == (b.read, b.accepted, b.quarantined) == (600, 514, 86)
+    assert [e.event_id for _, e in parallel.read()] == [e.event_id for _, e in single.read()]
+    assert [e.event_id for _, e in parallel.read()][:3] == ["w-1", "w-2", "w-3"]
+    assert [q.rejection.locator for q in parallel.quarantine(limit=3)] == ["line 1", "line 8", "line 15"]
