@@ -191,9 +191,9 @@ class Ingestor:
             retry = [e for e in entries if e.rejection.code != "conflict"]
             summary.skipped_conflicts += len(entries) - len(retry)
             records = [RawRecord(e.rejection.source, e.rejection.locator, e.rejection.raw) for e in retry]
-            accepted, rejected = self.validate(records)
-            ids = {(e.rejection.source, e.rejection.locator, e.rejection.raw): e.id for e in retry}
-            fixed = [ids[(s.source, s.locator, s.raw)] for s in accepted]
+            checked = check([r.raw for r in records], self.default_region, self.max_record_bytes)
+            fixed = [retry[index].id for index, *_ in checked[0]]
+            accepted, rejected = _assemble(records, checked)
             outcome = self.store.append(accepted, resolves=fixed)
             summary.retried += len(retry)
             summary.accepted += outcome.accepted

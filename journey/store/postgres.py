@@ -48,6 +48,30 @@ class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
         self.events = SQL("{0}.{1}").format(
             Identifier(datastore.schema), Identifier(self.events_table_name)
         ).as_string()
+        self._insert_arrays = SQL(
+            "INSERT INTO {0}.{1} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(Identifier(datastore.schema), Identifier(self.events_table_name))
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        """The library's insert, but with four scalar arrays sent in binary instead of
+        an array of composites (which psycopg escapes field by field in Python: ~60 µs
+        an event, measured). ``%b`` sends the arrays in PostgreSQL's binary format.
+        Same table lock, same NOTIFY, same RETURNING."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_arrays,
+            (
+                [s.originator_id for s in stored_events],
+                [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events],
+                [s.state for s in stored_events],
+            ),
+        )
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -78,7 +102,7 @@ class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 f"SELECT originator_id, topic, state FROM {self.events} "
-                "WHERE originator_version=1 AND originator_id = ANY(%s)",
+                "WHERE originator_version=1 AND originator_id = ANY(%b)",
                 (list(originator_ids),),
             )
             return {

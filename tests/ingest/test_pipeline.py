@@ -97,3 +97,12 @@ def test_worker_processes_give_the_same_result_in_input_order(tmp_path) -> None:
     assert [e.event_id for _, e in parallel.read()] == [e.event_id for _, e in single.read()]
     assert [e.event_id for _, e in parallel.read()][:3] == ["w-1", "w-2", "w-3"]
     assert [q.rejection.locator for q in parallel.quarantine(limit=3)] == ["line 1", "line 8", "line 15"]
+
+
+def test_retry_resolves_every_copy_of_a_record_quarantined_twice(store: EventStore) -> None:
+    national = raw(touch(event_id="nat", customer={"phone": "8 916 123 45 67"}))
+    Ingestor(store).ingest(records(national))
+    Ingestor(store).ingest(records(national))
+    summary = Ingestor(store, default_region="RU").retry_quarantine()
+    assert (summary.accepted, summary.duplicates) == (1, 1)
+    assert store.recorder.count_quarantine() == 0
