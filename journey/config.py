@@ -36,7 +36,7 @@ class Settings:
     - ``JOURNEY_BATCH_SIZE``: records per atomic append (default 5000)
     - ``JOURNEY_MAX_RECORD_BYTES``: larger records are quarantined (default 65536)
     - ``JOURNEY_INGEST_WORKERS``: processes validating records while one writes
-      (default: the number of CPUs; 1 validates in the writing process)
+      (default: the number of CPUs; 0 validates in the writing process)
     """
 
     home: Path
@@ -67,7 +67,7 @@ class Settings:
             default_region=region,
             batch_size=_int(env, "JOURNEY_BATCH_SIZE", 5000, 1, 1_000_000),
             max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", 64 * 1024, 1024, 16 * 2**20),
-            ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 1, 256),
+            ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 0, 256),
         )
 
     @property

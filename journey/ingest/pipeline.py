@@ -125,8 +125,11 @@ class Ingestor:
         default_region: str | None = None,
         max_record_bytes: int = MAX_RECORD_BYTES,
         batch_size: int = 5000,
-        workers: int = 1,
+        workers: int = 0,
     ) -> None:
+        """``workers``: processes that validate while this one writes; 0 validates
+        here. Worker processes start from a fork server, so a script that uses them
+        needs the ``if __name__ == "__main__":`` guard (the ``journey`` command has it)."""
         self.store = store
         self.default_region = default_region
         self.max_record_bytes = max_record_bytes
@@ -147,7 +150,7 @@ class Ingestor:
         if first is None:
             return
         second = next(iterator, None)
-        if self.workers <= 1 or second is None:
+        if self.workers < 1 or second is None:
             for batch in chain([first], [second] if second else [], iterator):
                 yield batch, self.validate(batch)
             return

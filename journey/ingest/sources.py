@@ -45,18 +45,7 @@ def read_jsonl(path: str, *, max_bytes: int = 64 * 1024) -> Iterator[RawRecord]:
     and kept truncated (with a marker), so one huge line cannot exhaust memory."""
     stream, source = _open(path)
     try:
-        line_no = 0
-        while True:
-            line = stream.readline(max_bytes + 1)
-            if not line:
-                return
-            line_no += 1
-            if len(line) > max_bytes and not line.endswith(b"\n"):
-                skipped = _skip_rest_of_line(stream)
-                yield RawRecord(source, f"line {line_no}", line[:max_bytes] + b"...[truncated: "
-                                + str(len(line) + skipped).encode() + b" bytes]")
-                continue
-            line = line.rstrip(b"\r\n")
+        for line_no, line in enumerate(_lines(stream, max_bytes), start=1):
             if line.strip():
                 yield RawRecord(source, f"line {line_no}", line)
     finally:
@@ -64,13 +53,33 @@ def read_jsonl(path: str, *, max_bytes: int = 64 * 1024) -> Iterator[RawRecord]:
             stream.close()
 
 
-def _skip_rest_of_line(stream: BinaryIO) -> int:
-    skipped = 0
-    while True:
-        chunk = stream.readline(1 << 20)
-        skipped += len(chunk)
-        if not chunk or chunk.endswith(b"\n"):
-            return skipped
+def _lines(stream: BinaryIO, max_bytes: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines without their end of line, read 1 MiB at a time. A line longer than
+    ``max_bytes`` is never held whole: its head is kept with a truncation marker."""
+    tail = b""
+    dropped = 0  # bytes of an oversized line skipped so far
+    while chunk := stream.read(chunk_size):
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            if dropped:
+                yield _truncated(line, dropped + len(line), max_bytes)
+                dropped = 0
+            elif len(line) > max_bytes:
+                yield _truncated(line, len(line), max_bytes)
+            else:
+                yield line.removesuffix(b"\r")
+        if len(tail) > max_bytes:  # an oversized line still going: keep only its head
+            dropped += len(tail) - max_bytes
+            tail = tail[:max_bytes]
+    if dropped:
+        yield _truncated(tail, dropped + len(tail), max_bytes)
+    elif tail:
+        yield tail.removesuffix(b"\r") if len(tail) <= max_bytes else _truncated(tail, len(tail), max_bytes)
+
+
+def _truncated(head: bytes, size: int, max_bytes: int) -> bytes:
+    return head[:max_bytes] + f"...[truncated: {size} bytes]".encode()
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,7 @@ class EventStore:
         when = (recorded_at or datetime.now(timezone.utc)).isoformat()
         for _attempt in range(_RETRIES):
             fresh, duplicates, conflicts = self._classify(submissions)
-            events = [
-                self.mapper.stored(recorded_class(s.type), stream_id(s.event_id), s.content, when)
-                for s in fresh
-            ]
+            events = self.mapper.stored_touches(((s.type, s.event_id, s.content) for s in fresh), when)
             accepted_ids = [s.event_id for s in fresh]
             try:
                 positions = self.recorder.append(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from journey.domain.touch import parse_touch
 from journey.errors import InputError
-from journey.ingest.sources import EventLogColumns, read_event_log, read_jsonl
+from journey.ingest.sources import EventLogColumns, _lines, read_event_log, read_jsonl
 
 COLUMNS = EventLogColumns("case_id", "activity", "timestamp")
 
@@ -28,7 +31,7 @@ def test_a_huge_line_is_truncated_not_loaded(tmp_path: Path) -> None:
     got = list(read_jsonl(str(path), max_bytes=1024))
     assert [r.locator for r in got] == ["line 1", "line 2", "line 3"]
     assert len(got[1].raw) < 1100
-    assert b"truncated: 5000001 bytes" in got[1].raw
+    assert b"truncated: 5000000 bytes" in got[1].raw
 
 
 def test_missing_file_is_a_clear_error() -> None:
@@ -78,3 +81,25 @@ def test_real_log_keeps_every_row_in_file_order(data_dir: Path) -> None:
            for t in (orjson.loads(r.raw) for r in read_event_log(str(path), COLUMNS))]
     assert got == expected
     assert ("NA", "NEW") in got
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+       st.integers(min_value=1, max_value=50), st.booleans())
+def test_chunked_line_reader_matches_splitlines(lines: list[bytes], chunk: int, final_newline: bool) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    got = list(_lines(io.BytesIO(data), max_bytes=1000, chunk_size=chunk))
+    expected = [line.removesuffix(b"\r") for line in data.split(b"\n")]
+    if data.endswith(b"\n") or not data:
+        expected.pop()
+    assert got == expected
+
+
+@given(st.integers(min_value=1, max_value=200), st.integers(min_value=1, max_value=64))
+def test_oversized_lines_are_cut_at_any_chunk_boundary(size: int, chunk: int) -> None:
+    data = b"ok\n" + b"y" * size + b"\nend"
+    got = list(_lines(io.BytesIO(data), max_bytes=16, chunk_size=chunk))
+    assert got[0] == b"ok" and got[-1] == b"end" and len(got) == 3
+    if size > 16:
+        assert got[1] == b"y" * 16 + f"...[truncated: {size} bytes]".encode()
+    else:
+        assert got[1] == b"y" * size
