@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
+from pathlib import Path
+
 from eventsourcing.persistence import OperationalError, InterfaceError
 
 from journey.config import Settings
-from journey.errors import EventStoreError
+from journey.errors import ConfigurationError, EventStoreError
 from journey.ingest.pipeline import Ingestor
+from journey.projections.operations import ProjectionPaths
+from journey.projections.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 
-__all__ = ["open_event_store", "open_ingestor", "open_recorder"]
+__all__ = ["open_event_store", "open_ingestor", "open_pseudonymiser", "open_recorder", "projection_paths"]
 
 
 def open_recorder(settings: Settings) -> JourneyRecorder:
@@ -51,3 +58,33 @@ def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingest
         batch_size=settings.batch_size,
         workers=settings.ingest_workers,
     )
+
+
+def projection_paths(settings: Settings) -> ProjectionPaths:
+    return ProjectionPaths(working=settings.projection_path, snapshot=settings.analytics_path)
+
+
+def open_pseudonymiser(settings: Settings) -> Pseudonymiser:
+    """The pseudonym secret: from the environment, or from a file only its owner can
+    read (created on first use). The secret never enters a database or a log."""
+    if settings.hmac_secret is not None:
+        secret = settings.hmac_secret.encode()
+    else:
+        secret = _secret_file(settings.hmac_secret_file)
+    if len(secret) < 16:
+        raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
+    return Pseudonymiser(secret)
+
+
+def _secret_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
+        )
+    return path.read_bytes().strip()

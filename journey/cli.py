@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from tqdm import tqdm
 
 from journey.bootstrap import open_event_store, open_ingestor
 from journey.config import Settings
-from journey.errors import JourneyError
+from journey.errors import InputError, JourneyError
 from journey.ingest.pipeline import IngestSummary
 from journey.ingest.sources import EventLogColumns, read_event_log, read_jsonl
 
@@ -29,7 +32,7 @@ def _settings() -> Settings:
 @contextmanager
 def _progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr (shown on a terminal, silent in pipes and CI logs)."""
-    with tqdm(total=total, desc=label, unit=" records", unit_scale=True, file=sys.stderr,
+    with tqdm(total=total or None, desc=label, unit=" records", unit_scale=True, file=sys.stderr,
               disable=None, leave=False, dynamic_ncols=True) as bar:
         yield bar.update
 
@@ -174,17 +177,30 @@ def status(as_json: bool) -> None:
     """Where the event store is and what it holds."""
     settings = _settings()
     store = open_event_store(settings)
-    facts = {
+    facts: dict[str, Any] = {
         "event_store": _where(settings),
         "position": store.position(),
         "quarantine_open": store.recorder.count_quarantine(),
         "quarantine_total": store.recorder.count_quarantine(open_only=False),
+        "analytics": str(settings.analytics_path),
+        "projection_position": None,
+        "projection_updated_at": None,
+        "dead_letters": None,
     }
+    if settings.analytics_path.exists():
+        from journey.projections.publish import query
+
+        _, rows = query(settings.analytics_path, "SELECT position, updated_at, "
+                        "(SELECT count(*) FROM dead_letters) FROM projection_status")
+        if rows:
+            position, updated, dead = rows[0]
+            facts.update(projection_position=position, projection_updated_at=str(updated),
+                         projection_lag=facts["position"] - position, dead_letters=dead)
     if as_json:
         click.echo(json.dumps(facts))
     else:
         for key, value in facts.items():
-            click.echo(f"{key:18} {value}")
+            click.echo(f"{key:22} {value}")
 
 
 def _where(settings: Settings) -> str:
@@ -220,6 +236,103 @@ def identities(ambiguous: bool, as_json: bool) -> None:
     if ambiguous:
         for a in result.ambiguities:
             click.echo(f"{a.identifier[0]}:{a.identifier[1]} is shared by {', '.join(a.candidates)}")
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="keep following the event store until Ctrl-C or SIGTERM")
+@click.option("--interval", default=1.0, show_default=True, help="seconds between polls with --follow")
+@click.option("--as-of", "as_of", default=None, help="build what was known at this RFC 3339 moment (needs --out)")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="the DuckDB file for --as-of")
+@click.option("--json", "as_json", is_flag=True)
+def project(follow: bool, interval: float, as_of: str | None, out: str | None, as_json: bool) -> None:
+    """Catch the DuckDB projection up with the event store and publish it for analysts."""
+    from journey.bootstrap import open_pseudonymiser, projection_paths
+    from journey.projections import operations
+
+    settings = _settings()
+    store = open_event_store(settings)
+    pseudonyms = open_pseudonymiser(settings)
+    paths = projection_paths(settings)
+    if as_of is not None or out is not None:
+        if as_of is None or out is None or follow:
+            raise InputError("--as-of and --out go together, without --follow")
+        moment = _moment(as_of)
+        with _progress("project", store.position()) as bar:
+            result = operations.build_as_of(store, Path(out), moment, pseudonyms, bar)
+        _project_report(result, Path(out), as_json, f"as of {moment.isoformat()}")
+        return
+    if follow:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        click.echo(f"following {_where(settings)} into {paths.snapshot}; Ctrl-C stops", err=True)
+        operations.follow(store, paths, pseudonyms, interval=interval)
+        click.echo("stopped cleanly", err=True)
+        return
+    with _progress("project", store.position()) as bar:
+        result = operations.catch_up(store, paths, pseudonyms, bar)
+    _project_report(result, paths.snapshot, as_json, "published")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def rebuild(as_json: bool) -> None:
+    """Rebuild the projection from scratch into a new file, then swap it in."""
+    from journey.bootstrap import open_pseudonymiser, projection_paths
+    from journey.projections import operations
+
+    settings = _settings()
+    store = open_event_store(settings)
+    with _progress("rebuild", store.position()) as bar:
+        result = operations.rebuild(store, projection_paths(settings), open_pseudonymiser(settings), bar)
+    _project_report(result, settings.analytics_path, as_json, "rebuilt and published")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--as-of {text!r} is not an RFC 3339 timestamp such as 2025-03-01T00:00:00+03:00") from None
+    if moment.tzinfo is None:
+        raise InputError(f"--as-of {text!r} has no timezone offset; add one, e.g. +03:00 or Z")
+    return moment
+
+
+def _project_report(result: Any, path: Path, as_json: bool, what: str) -> None:
+    facts = {"read": result.read, "loaded": result.loaded, "dead_letters": len(result.poison),
+             "position": result.position, "seconds": round(result.seconds, 3), "file": str(path)}
+    if as_json:
+        click.echo(json.dumps(facts))
+        return
+    rate = result.read / result.seconds if result.seconds else 0
+    click.echo(f"read {result.read:,} events ({rate:,.0f}/s), position {result.position:,}; {what}: {path}")
+
+
+@main.command()
+@click.argument("query_text", metavar="QUERY")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query_text: str, fmt: str) -> None:
+    """Run a read-only SQL query on the published projection (JOURNEY_ANALYTICS)."""
+    from journey.projections.publish import query
+
+    columns, rows = query(_settings().analytics_path, query_text)
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(dict(zip(columns, row, strict=True)), default=str))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        _table(columns, rows)
+
+
+def _table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    click.echo(f"({len(rows)} rows)", err=True)
 
 
 @main.command()

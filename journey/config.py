@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from journey.errors import ConfigurationError
@@ -37,6 +37,12 @@ class Settings:
     - ``JOURNEY_MAX_RECORD_BYTES``: larger records are quarantined (default 65536)
     - ``JOURNEY_INGEST_WORKERS``: processes validating records while one writes
       (default: the number of CPUs; 0 validates in the writing process)
+    - ``JOURNEY_PROJECTION``: the projector's DuckDB file (default ``$JOURNEY_HOME/projection.duckdb``)
+    - ``JOURNEY_ANALYTICS``: the published read-only DuckDB file analysts open
+      (default ``$JOURNEY_HOME/analytics.duckdb``)
+    - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
+      means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
+      created with mode 0600 on first use)
     """
 
     home: Path
@@ -45,6 +51,10 @@ class Settings:
     batch_size: int = 5000
     max_record_bytes: int = 64 * 1024
     ingest_workers: int = 1
+    projection_path: Path = Path(".journey/projection.duckdb")
+    analytics_path: Path = Path(".journey/analytics.duckdb")
+    hmac_secret: str | None = field(default=None, repr=False)
+    hmac_secret_file: Path = Path(".journey/hmac.key")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +78,10 @@ class Settings:
             batch_size=_int(env, "JOURNEY_BATCH_SIZE", 5000, 1, 1_000_000),
             max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", 64 * 1024, 1024, 16 * 2**20),
             ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 0, 256),
+            projection_path=Path(env.get("JOURNEY_PROJECTION") or home / "projection.duckdb"),
+            analytics_path=Path(env.get("JOURNEY_ANALYTICS") or home / "analytics.duckdb"),
+            hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
+            hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
         )
 
     @property

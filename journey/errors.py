@@ -7,7 +7,8 @@ Every error says what went wrong and what to do next::
     ├── EventStoreError         the event store cannot be reached or used
     │   └── SchemaMismatchError the store holds a format this version cannot read
     ├── InvalidTouchError       a record does not satisfy the touch contract (wire format v1)
-    └── InputError              a file or argument given on the command line cannot be used
+    ├── InputError              a file or argument given on the command line cannot be used
+    └── ProjectionError         the DuckDB projection cannot be built or read
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "InputError",
     "InvalidTouchError",
     "JourneyError",
+    "ProjectionError",
     "SchemaMismatchError",
 ]
 
@@ -52,3 +54,8 @@ class InvalidTouchError(JourneyError):
 
 class InputError(JourneyError):
     """A file or argument given by the user cannot be used."""
+
+
+class ProjectionError(JourneyError):
+    """The DuckDB projection cannot be built or read (a poison event, a lock, a
+    missing or outdated file)."""

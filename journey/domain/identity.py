@@ -102,6 +102,16 @@ class IdentityResolver:
             if self._graph.has_edge(a, b):
                 self._graph.remove_edge(a, b)
 
+    def add_nodes(self, identifiers: Iterable[Identifier]) -> None:
+        """Identifiers in first-seen order (names a group without a customer_id)."""
+        self._note(identifiers)
+
+    def add_links(self, pairs: Iterable[tuple[Identifier, Identifier]]) -> None:
+        """Links known to be in force (e.g. computed in bulk by a projection)."""
+        for a, b in pairs:
+            self._note((a, b))
+            self._graph.add_edge(a, b)
+
     def resolve(self) -> IdentityMap:
         result = IdentityMap()
         for component in nx.connected_components(self._graph):

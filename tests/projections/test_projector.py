@@ -1,0 +1,155 @@
+"""The projector on every event-store adapter: exactly once, late events, identity."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from journey.errors import ProjectionError
+from journey.projections.projector import Projector
+from journey.store.event_store import EventStore
+from tests.projections.helpers import PSEUDONYMS, analyst_view, append, project, rows
+from tests.touches import touch
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=3)))
+
+
+def at(minutes: int) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def journey_of(anonymous: str, phone: str, patient: str, start: int = 0) -> list[dict]:
+    return [
+        touch("ad_click", f"{patient}-ad", occurred_at=at(start), customer={"anonymous_id": anonymous}),
+        touch("call", f"{patient}-call", occurred_at=at(start + 5),
+              customer={"phone": phone, "anonymous_id": anonymous}),
+        touch("booking", f"{patient}-book", occurred_at=at(start + 10),
+              customer={"customer_id": patient, "phone": phone}),
+        touch("visit", f"{patient}-visit", occurred_at=at(start + 3000), customer={"customer_id": patient}),
+    ]
+
+
+def test_every_touch_lands_once_with_its_journey_order(store: EventStore, tmp_path: Path) -> None:
+    append(store, *journey_of("a1", "+79161110001", "P-1"))
+    con = project(store, tmp_path / "p.duckdb").con
+    assert rows(con, "SELECT activity, seq, customer_id, stage FROM touchpoints ORDER BY seq") == [
+        ("ad_click", 1, "P-1", "awareness"), ("call", 2, "P-1", "contact"),
+        ("booking", 3, "P-1", "booking"), ("visit", 4, "P-1", "first_visit")]
+    assert rows(con, "SELECT position, events, derived_position FROM projection_status") == [(4, 4, 4)]
+
+
+def test_identity_merge_reaches_back_to_earlier_touches(store: EventStore, tmp_path: Path) -> None:
+    first, rest = journey_of("a1", "+79161110001", "P-1")[:2], journey_of("a1", "+79161110001", "P-1")[2:]
+    append(store, *first)
+    projector = project(store, tmp_path / "p.duckdb")
+    assert rows(projector.con, "SELECT DISTINCT customer_id FROM touchpoints") == [("anonymous_id:" + PSEUDONYMS.key("anonymous_id", "a1"),)]
+    append(store, *rest)
+    projector.catch_up()
+    projector.derive()
+    assert rows(projector.con, "SELECT DISTINCT customer_id FROM touchpoints") == [("P-1",)]
+
+
+def test_a_late_event_lands_in_its_place(store: EventStore, tmp_path: Path) -> None:
+    records = journey_of("a1", "+79161110001", "P-1")
+    append(store, records[0], records[2], records[3])
+    projector = project(store, tmp_path / "p.duckdb")
+    append(store, records[1])  # the call-centre import arrives last
+    projector.catch_up()
+    projector.derive()
+    assert rows(projector.con, "SELECT activity FROM touchpoints ORDER BY seq") == [
+        ("ad_click",), ("call",), ("booking",), ("visit",)]
+    assert rows(projector.con, "SELECT source, target FROM journey_edges ORDER BY 1") == [
+        ("ad_click", "call"), ("booking", "visit"), ("call", "booking")]
+    assert analyst_view(projector.con) == analyst_view(project(store, tmp_path / "fresh.duckdb").con)
+
+
+def test_no_contact_detail_or_free_text_reaches_the_file(store: EventStore, tmp_path: Path) -> None:
+    append(store, *journey_of("click-secret-1", "+79161234567", "P-1"),
+           touch("review", "rev", customer={"customer_id": "P-1", "email": "anna@example.ru"},
+                 properties={"platform": "maps", "rating": 1, "text": "Rude administrator Irina"}),
+           touch("profile", "prof", customer={"customer_id": "P-1"},
+                 properties={"name": "Anna Smirnova", "notes": "allergic to lidocaine", "city": "Moscow"}))
+    path = tmp_path / "p.duckdb"
+    projector = project(store, path)
+    projector.con.execute("CHECKPOINT")
+    projector.close()
+    data = path.read_bytes()
+    for secret in (b"79161234567", b"anna@example.ru", b"click-secret-1", b"Rude administrator",
+                   b"Anna Smirnova", b"lidocaine"):
+        assert secret not in data, secret
+    assert b"Moscow" in data  # portrait fields stay
+
+
+def test_a_crash_between_batches_resumes_without_loss_or_doubles(store: EventStore, tmp_path: Path) -> None:
+    append(store, *[touch("call", f"c-{i}", occurred_at=at(i), customer={"customer_id": f"P-{i % 7}"})
+                    for i in range(50)])
+    path = tmp_path / "p.duckdb"
+    crashing = Projector(store, path, PSEUDONYMS, batch_size=8)
+    calls = 0
+    original = crashing.tracking.insert_tracking
+
+    def crash_on_third(tracking):  # noqa: ANN001, ANN202
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt("power cut")
+        original(tracking)
+
+    crashing.tracking.insert_tracking = crash_on_third  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        crashing.catch_up()
+    assert crashing.position == 16
+    assert rows(crashing.con, "SELECT count(*) FROM internal.touches") == [(16,)]
+    crashing.close()
+    resumed = project(store, path, batch_size=8)
+    fresh = project(store, tmp_path / "fresh.duckdb")
+    assert rows(resumed.con, "SELECT count(*), count(DISTINCT event_id) FROM touchpoints") == [(50, 50)]
+    assert analyst_view(resumed.con) == analyst_view(fresh.con)
+
+
+def test_poison_stops_a_catch_up_and_is_dead_lettered_when_following(store: EventStore, tmp_path: Path) -> None:
+    append(store, touch("call", "ok-1"))
+    store.recorder.append([StoredEvent("bad-1", 1, "journey.domain.events:TouchRecorded", b"{not json")])
+    append(store, touch("call", "ok-2"))
+    projector = Projector(store, tmp_path / "p.duckdb", PSEUDONYMS, batch_size=2)
+    with pytest.raises(ProjectionError, match="position 2 .*not valid JSON.*stays at position 0"):
+        projector.catch_up()
+    result = projector.catch_up(dead_letter=True)
+    assert [p.position for p in result.poison] == [2]
+    projector.derive()
+    assert rows(projector.con, "SELECT position, reason FROM dead_letters") == [(2, "the stored state is not valid JSON")]
+    assert rows(projector.con, "SELECT event_id FROM touchpoints ORDER BY position") == [("ok-1",), ("ok-2",)]
+
+
+def test_unknown_event_classes_and_versions_are_poison(store: EventStore, tmp_path: Path) -> None:
+    store.recorder.append([
+        StoredEvent("x", 1, "someone.else:Event", b'{"touch": {}}'),
+        StoredEvent("y", 1, "journey.domain.events:TouchRecorded",
+                    b'{"touch": {"event_id": "y"}, "recorded_at": "2025-01-01T00:00:00Z", "class_version": 7}'),
+    ])
+    projector = Projector(store, tmp_path / "p.duckdb", PSEUDONYMS)
+    reasons = [p.reason for p in projector.catch_up(dead_letter=True).poison]
+    assert reasons[0] == "unknown event class someone.else:Event"
+    assert "version 7" in reasons[1] and "upcaster" in reasons[1]
+
+
+def test_as_of_sees_only_what_was_recorded_by_then(store: EventStore, tmp_path: Path) -> None:
+    day1 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    append(store, *journey_of("a1", "+79161110001", "P-1")[:3], recorded_at=day1)
+    append(store, journey_of("a1", "+79161110001", "P-1")[3], recorded_at=day1 + timedelta(days=2))
+    then = project(store, tmp_path / "then.duckdb", as_of=day1 + timedelta(days=1))
+    now = project(store, tmp_path / "now.duckdb")
+    assert rows(then.con, "SELECT count(*) FROM touchpoints") == [(3,)]
+    assert rows(now.con, "SELECT count(*) FROM touchpoints") == [(4,)]
+    assert rows(then.con, "SELECT as_of FROM projection_status")[0][0] == day1 + timedelta(days=1)
+
+
+def test_a_file_built_with_another_secret_must_be_rebuilt(store: EventStore, tmp_path: Path) -> None:
+    from journey.projections.pseudonym import Pseudonymiser
+
+    project(store, tmp_path / "p.duckdb").close()
+    with pytest.raises(ProjectionError, match="journey rebuild"):
+        Projector(store, tmp_path / "p.duckdb", Pseudonymiser(b"another-secret-0123456789"))
