@@ -61,7 +61,7 @@ def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingest
 
 
 def projection_paths(settings: Settings) -> ProjectionPaths:
-    return ProjectionPaths(working=settings.projection_path, snapshot=settings.analytics_path)
+    return ProjectionPaths(settings.projection_path, settings.analytics_path, settings.projection_batch)
 
 
 def open_pseudonymiser(settings: Settings) -> Pseudonymiser:

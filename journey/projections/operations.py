@@ -31,13 +31,15 @@ class ProjectionPaths:
     """The projector's own DuckDB file (one writer)."""
     snapshot: Path
     """The published, read-only file analysts open."""
+    batch_size: int = 20_000
+    """Events per projector transaction."""
 
 
 def catch_up(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
              progress: Progress | None = None) -> CatchUp:
     """Catch up, derive, publish, exit. A poison event stops it with a clear error."""
     with projector_lock(paths.working):
-        projector = Projector(store, paths.working, pseudonyms)
+        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size)
         try:
             result = projector.catch_up(progress=progress)
             if projector.derive() or not paths.snapshot.exists():
@@ -74,7 +76,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
     the snapshot is republished after every cycle that loaded something."""
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
-        projector = Projector(store, paths.working, pseudonyms)
+        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size)
         try:
             while not stop.is_set():
                 result = projector.catch_up(dead_letter=True, stop=stop)
@@ -102,7 +104,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
         fresh = paths.working.with_name(paths.working.name + ".rebuild")
         fresh.unlink(missing_ok=True)
         Path(str(fresh) + ".wal").unlink(missing_ok=True)
-        projector = Projector(store, fresh, pseudonyms)
+        projector = Projector(store, fresh, pseudonyms, batch_size=paths.batch_size)
         try:
             result = projector.catch_up(progress=progress)
             projector.derive(force=True)
@@ -113,7 +115,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
             raise
         projector.close()
         os.replace(fresh, paths.working)
-        published = Projector(store, paths.working, pseudonyms)
+        published = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size)
         try:
             publish(published.con, paths.snapshot)
         finally:

@@ -1,0 +1,114 @@
+"""Catch-up, follow, rebuild and as-of on a real SQLite store and real DuckDB files."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from journey.errors import ProjectionError
+from journey.projections import operations
+from journey.projections.operations import ProjectionPaths
+from journey.projections.publish import projector_lock, query
+from journey.store.event_store import EventStore
+from journey.store.sqlite import open_sqlite
+from tests.projections.helpers import PSEUDONYMS, append
+from tests.touches import touch
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> EventStore:
+    return EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> ProjectionPaths:
+    return ProjectionPaths(tmp_path / "projection.duckdb", tmp_path / "analytics.duckdb", batch_size=3)
+
+
+def calls(n: int, start: int = 0) -> list[dict]:
+    return [touch("call", f"c-{i}", customer={"customer_id": f"P-{i % 4}"}) for i in range(start, start + n)]
+
+
+def test_catch_up_publishes_a_read_only_snapshot(sqlite_store: EventStore, paths: ProjectionPaths) -> None:
+    append(sqlite_store, *calls(10))
+    result = operations.catch_up(sqlite_store, paths, PSEUDONYMS)
+    assert (result.read, result.loaded, result.position) == (10, 10, 10)
+    assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(10,)]
+    with pytest.raises(ProjectionError, match="read-only"):
+        query(paths.snapshot, "DELETE FROM touchpoints")
+
+
+def test_one_projector_at_a_time(sqlite_store: EventStore, paths: ProjectionPaths) -> None:
+    with projector_lock(paths.working), pytest.raises(ProjectionError, match="already running"):
+        operations.catch_up(sqlite_store, paths, PSEUDONYMS)
+
+
+def test_rebuild_swaps_in_whole_while_a_reader_keeps_the_old_snapshot(
+    sqlite_store: EventStore, paths: ProjectionPaths
+) -> None:
+    append(sqlite_store, *calls(6))
+    operations.catch_up(sqlite_store, paths, PSEUDONYMS)
+    reader = duckdb.connect(str(paths.snapshot), read_only=True)
+    append(sqlite_store, *calls(6, start=6))
+    result = operations.rebuild(sqlite_store, paths, PSEUDONYMS)
+    assert result.read == 12
+    assert reader.execute("SELECT count(*) FROM touchpoints").fetchone() == (6,)  # the old file, whole
+    reader.close()
+    assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(12,)]
+    assert not paths.working.with_name(paths.working.name + ".rebuild").exists()
+
+
+def test_a_poison_event_stops_a_rebuild_and_keeps_the_current_projection(
+    sqlite_store: EventStore, paths: ProjectionPaths
+) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    append(sqlite_store, *calls(4))
+    operations.catch_up(sqlite_store, paths, PSEUDONYMS)
+    sqlite_store.recorder.append([StoredEvent("bad", 1, "journey.domain.events:TouchRecorded", b"[]")])
+    with pytest.raises(ProjectionError, match="position 5"):
+        operations.rebuild(sqlite_store, paths, PSEUDONYMS)
+    assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(4,)]
+
+
+def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: ProjectionPaths) -> None:
+    stop = threading.Event()
+    cycles: list[int] = []
+    follower = threading.Thread(target=operations.follow, args=(sqlite_store, paths, PSEUDONYMS),
+                                kwargs={"interval": 0.05, "stop": stop, "on_cycle": lambda r: cycles.append(r.read)})
+    follower.start()
+    append(sqlite_store, *calls(5))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if paths.snapshot.exists() and query(paths.snapshot, "SELECT position FROM projection_status")[1] == [(5,)]:
+            break
+        time.sleep(0.05)
+    append(sqlite_store, *calls(2, start=5))
+    while time.monotonic() < deadline:
+        if query(paths.snapshot, "SELECT position FROM projection_status")[1] == [(7,)]:
+            break
+        time.sleep(0.05)
+    stop.set()
+    follower.join(timeout=10)
+    assert not follower.is_alive()
+    assert sum(cycles) == 7
+    assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(7,)]
+    operations.catch_up(sqlite_store, paths, PSEUDONYMS)  # the lock was released
+
+
+def test_as_of_build_goes_to_its_own_file(sqlite_store: EventStore, paths: ProjectionPaths, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    day = datetime(2025, 5, 1, tzinfo=timezone.utc)
+    append(sqlite_store, *calls(3), recorded_at=day)
+    append(sqlite_store, *calls(2, start=3), recorded_at=day + timedelta(days=1))
+    out = tmp_path / "then.duckdb"
+    result = operations.build_as_of(sqlite_store, out, day + timedelta(hours=1), PSEUDONYMS)
+    assert (result.read, result.loaded) == (5, 3)
+    con = duckdb.connect(str(out), read_only=True)
+    assert con.execute("SELECT count(*) FROM touchpoints").fetchone() == (3,)
+    assert not paths.snapshot.exists()
