@@ -40,7 +40,8 @@ class Settings:
     - ``JOURNEY_PROJECTION``: the projector's DuckDB file (default ``$JOURNEY_HOME/projection.duckdb``)
     - ``JOURNEY_ANALYTICS``: the published read-only DuckDB file analysts open
       (default ``$JOURNEY_HOME/analytics.duckdb``)
-    - ``JOURNEY_PROJECTION_BATCH``: events per projector transaction (default 20000)
+    - ``JOURNEY_PROJECTION_BATCH``: events per projector transaction (default 245760:
+      two DuckDB row groups, so large appends are written straight to the file)
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -54,7 +55,7 @@ class Settings:
     ingest_workers: int = 1
     projection_path: Path = Path(".journey/projection.duckdb")
     analytics_path: Path = Path(".journey/analytics.duckdb")
-    projection_batch: int = 20_000
+    projection_batch: int = 245_760
     hmac_secret: str | None = field(default=None, repr=False)
     hmac_secret_file: Path = Path(".journey/hmac.key")
 
@@ -82,7 +83,7 @@ class Settings:
             ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 0, 256),
             projection_path=Path(env.get("JOURNEY_PROJECTION") or home / "projection.duckdb"),
             analytics_path=Path(env.get("JOURNEY_ANALYTICS") or home / "analytics.duckdb"),
-            projection_batch=_int(env, "JOURNEY_PROJECTION_BATCH", 20_000, 1, 10_000_000),
+            projection_batch=_int(env, "JOURNEY_PROJECTION_BATCH", 245_760, 1, 10_000_000),
             hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
             hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
         )

@@ -31,7 +31,7 @@ class ProjectionPaths:
     """The projector's own DuckDB file (one writer)."""
     snapshot: Path
     """The published, read-only file analysts open."""
-    batch_size: int = 20_000
+    batch_size: int = 245_760
     """Events per projector transaction."""
 
 

@@ -51,7 +51,7 @@ class Projector:
         path: Path,
         pseudonyms: Pseudonymiser,
         *,
-        batch_size: int = 20_000,
+        batch_size: int = 245_760,
         as_of: datetime | None = None,
     ) -> None:
         self.store = store
@@ -112,15 +112,12 @@ class Projector:
         result = CatchUp(position=self.position)
         started = time.perf_counter()
         while not (stop and stop.is_set()):
-            notifications = self.store.recorder.select_notifications(result.position + 1, self.batch_size)
-            if not notifications:
+            positions, lines = self.store.recorder.select_lines(result.position + 1, self.batch_size)
+            if not positions:
                 break
-            positions = [n.id for n in notifications]
-            topics = [n.topic for n in notifications]
-            states = [n.state.decode("utf-8", "replace") for n in notifications]
             self.con.begin()
             try:
-                loaded, poison = load_batch(self.con, positions, topics, states, self.pseudonyms, as_of=self.as_of)
+                loaded, poison = load_batch(self.con, positions, lines, self.pseudonyms, as_of=self.as_of)
                 if poison and not dead_letter:
                     first = poison[0]
                     raise ProjectionError(
@@ -136,12 +133,12 @@ class Projector:
             except BaseException:
                 self.con.rollback()
                 raise
-            result.read += len(notifications)
+            result.read += len(positions)
             result.loaded += loaded
             result.poison.extend(poison)
             result.position = positions[-1]
             if progress:
-                progress(len(notifications))
+                progress(len(positions))
         result.seconds = time.perf_counter() - started
         return result
 

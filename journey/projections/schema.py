@@ -25,7 +25,7 @@ ANALYST_TABLES = (
 BASE_DDL = [
     "CREATE SCHEMA IF NOT EXISTS internal",
     """CREATE TABLE IF NOT EXISTS internal.touches (
-        position BIGINT PRIMARY KEY,
+        position BIGINT NOT NULL,
         event_id VARCHAR NOT NULL,
         type VARCHAR NOT NULL,
         activity VARCHAR NOT NULL,
@@ -54,7 +54,7 @@ BASE_DDL = [
         properties JSON
     )""",
     """CREATE TABLE IF NOT EXISTS internal.identity_events (
-        position BIGINT PRIMARY KEY,
+        position BIGINT NOT NULL,
         event_id VARCHAR NOT NULL,
         kind VARCHAR NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL,

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from journey.errors import ConfigurationError
@@ -109,6 +109,34 @@ class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
                 row["originator_id"]: StoredEvent(row["originator_id"], 1, row["topic"], bytes(row["state"]))
                 for row in curs.fetchall()
             }
+
+    def select_rows(self, start: int, limit: int) -> list[tuple[int, str, str]]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(
+                f"SELECT notification_id, topic, convert_from(state, 'UTF8') FROM {self.events} "
+                "WHERE notification_id >= %s ORDER BY notification_id LIMIT %s",
+                (start, limit),
+            )
+            return curs.fetchall()
+
+    def select_lines(self, start: int, limit: int) -> tuple[list[int], str]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(
+                f"SELECT notification_id FROM {self.events} WHERE notification_id >= %s "
+                "ORDER BY notification_id LIMIT %s",
+                (start, limit),
+            )
+            positions = [row[0] for row in curs.fetchall()]
+            if not positions:
+                return [], ""
+            curs.execute(
+                "SELECT string_agg(format('{\"p\":%%s,\"t\":%%s,\"s\":%%s}', notification_id, "
+                "to_json(topic), convert_from(state, 'UTF8')), E'\\n' ORDER BY notification_id) "
+                f"FROM {self.events} WHERE notification_id BETWEEN %s AND %s",
+                (positions[0], positions[-1]),
+            )
+            row = curs.fetchone()
+            return positions, row[0] if row else ""
 
     def select_quarantine(
         self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000

@@ -6,6 +6,7 @@ it resolves are written in one transaction: whole or not at all.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -47,6 +48,17 @@ class JourneyRecorder(ApplicationRecorder, ABC):
     @abstractmethod
     def select_streams(self, originator_ids: Sequence[str]) -> dict[str, StoredEvent]:
         """The stored first events of these streams, where they exist."""
+
+    @abstractmethod
+    def select_rows(self, start: int, limit: int) -> list[tuple[int, str, str]]:
+        """Notifications from position ``start`` on, as ``(position, topic, state
+        as text)`` rows: a bulk read without an object per event."""
+
+    @abstractmethod
+    def select_lines(self, start: int, limit: int) -> tuple[list[int], str]:
+        """Notifications from ``start`` on as JSON Lines built by the database, one
+        ``{"p": position, "t": topic, "s": state}`` a line, with their positions:
+        the projector's bulk read (DuckDB parses the lines in one pass)."""
 
     @abstractmethod
     def select_quarantine(
@@ -104,6 +116,15 @@ class InMemoryJourneyRecorder(POPOApplicationRecorder, JourneyRecorder):
             if events:
                 found[originator_id] = events[0]
         return found
+
+    def select_rows(self, start: int, limit: int) -> list[tuple[int, str, str]]:
+        return [(n.id, n.topic, n.state.decode("utf-8", "replace"))
+                for n in self.select_notifications(start, limit)]
+
+    def select_lines(self, start: int, limit: int) -> tuple[list[int], str]:
+        rows = self.select_rows(start, limit)
+        lines = (f'{{"p":{p},"t":{json.dumps(t)},"s":{s}}}' for p, t, s in rows)
+        return [p for p, _, _ in rows], "\n".join(lines)
 
     def select_quarantine(
         self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000

@@ -93,6 +93,29 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
                 row[0]: StoredEvent(row[0], 1, row[1], row[2]) for row in c.fetchall()
             }
 
+    def select_rows(self, start: int, limit: int) -> list[tuple[int, str, str]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, topic, CAST(state AS TEXT) FROM stored_events "
+                "WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+                (start, limit),
+            )
+            return [tuple(row) for row in c.fetchall()]  # type: ignore[misc]
+
+    def select_lines(self, start: int, limit: int) -> tuple[list[int], str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT rowid FROM stored_events WHERE rowid >= ? ORDER BY rowid LIMIT ?", (start, limit))
+            positions = [row[0] for row in c.fetchall()]
+            if not positions:
+                return [], ""
+            c.execute(
+                "SELECT group_concat('{\"p\":' || rowid || ',\"t\":' || json_quote(topic) || ',\"s\":' "
+                "|| CAST(state AS TEXT) || '}', char(10)) FROM (SELECT rowid, topic, state "
+                "FROM stored_events WHERE rowid BETWEEN ? AND ? ORDER BY rowid)",
+                (positions[0], positions[-1]),
+            )
+            return positions, c.fetchone()[0]
+
     def select_quarantine(
         self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000
     ) -> list[QuarantineEntry]:

@@ -44,6 +44,26 @@ class RecorderContract(ABC):
         assert [n.originator_id for n in r.select_notifications(1, 10)] == ["a"]
         assert r.count_quarantine(open_only=False) == 0
 
+    def test_rows_are_the_notifications_as_text(self) -> None:
+        r = self.recorder()
+        r.append([event("a", '{"name":"Ана"}'.encode()), event("b"), event("c")])
+        assert r.select_rows(2, 10) == [(n.id, n.topic, n.state.decode()) for n in r.select_notifications(2, 10)]
+        assert r.select_rows(1, 1) == [(1, "journey.domain.events:TouchRecorded", '{"name":"Ана"}')]
+        assert r.select_rows(9, 10) == []
+
+    def test_lines_are_the_notifications_as_json_lines(self) -> None:
+        import json
+
+        r = self.recorder()
+        r.append([event("a", '{"name":"Ана \\n"}'.encode()), event("b", b"not json"), event("c")])
+        positions, text = r.select_lines(2, 10)
+        assert positions == [2, 3]
+        assert text.split("\n")[0] == '{"p":2,"t":"journey.domain.events:TouchRecorded","s":not json}'
+        assert json.loads(text.split("\n")[1]) == {"p": 3, "t": "journey.domain.events:TouchRecorded", "s": {}}
+        first = json.loads(r.select_lines(1, 1)[1])
+        assert first["s"] == {"name": "Ана \n"}
+        assert r.select_lines(9, 10) == ([], "")
+
     def test_select_streams_finds_only_stored_ones(self) -> None:
         r = self.recorder()
         r.append([event("a", b'{"x":1}'), event("b")])

@@ -1,0 +1,127 @@
+"""Projection benchmark: catch-up from an event store of N touches into an empty
+DuckDB file, beside the floor measured in the same run: reading the same
+notifications, with the projector's own read path and batch size, and doing
+nothing with them.
+
+Each measurement runs in its own process (peak memory is its own). Medians of
+--runs runs, interleaved. The store is built once (demo touches, journey ingest)
+and kept in bench/out/ for later runs.
+
+Run:  python bench/projection.py [--touches 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BATCH = 245_760  # the projector's default (JOURNEY_PROJECTION_BATCH)
+
+
+def build_store(path: Path, touches: int) -> None:
+    if path.exists():
+        return
+    from journey.demo import generate_clinic
+    from journey.ingest.pipeline import Ingestor
+    from journey.ingest.sources import RawRecord
+    from journey.store.event_store import EventStore
+    from journey.store.sqlite import open_sqlite
+
+    import orjson
+
+    records = (RawRecord("bench", str(n), orjson.dumps(t))
+               for n, t in enumerate(itertools.islice(generate_clinic(seed=11, patients=touches // 7), touches)))
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    summary = Ingestor(EventStore(open_sqlite(str(partial))), workers=2).ingest(records)
+    print(f"built {partial.name}: {summary.accepted:,} touches in {summary.seconds:.0f} s", file=sys.stderr)
+    partial.rename(path)
+
+
+def floor(store_path: str, _target: str) -> dict[str, float]:
+    from journey.store.sqlite import open_sqlite
+
+    recorder = open_sqlite(store_path)
+    start = time.perf_counter()
+    position, count = 0, 0
+    while rows := recorder.select_rows(position + 1, BATCH):  # the projector's own read path
+        count += len(rows)
+        position = rows[-1][0]
+    return {"events": count, "seconds": time.perf_counter() - start}
+
+
+def project(store_path: str, target: str) -> dict[str, float]:
+    from journey.projections.projector import Projector
+    from journey.projections.pseudonym import Pseudonymiser
+    from journey.store.event_store import EventStore
+    from journey.store.sqlite import open_sqlite
+
+    projector = Projector(EventStore(open_sqlite(store_path)), Path(target),
+                          Pseudonymiser(b"benchmark-secret-0123456789"), batch_size=BATCH)
+    start = time.perf_counter()
+    result = projector.catch_up()
+    loaded = time.perf_counter() - start
+    projector.derive()
+    total = time.perf_counter() - start
+    projector.close()
+    return {"events": result.read, "seconds": loaded, "derive_seconds": total - loaded, "total_seconds": total}
+
+
+def child(kind: str, store_path: str, target: str) -> None:
+    result = (floor if kind == "floor" else project)(store_path, target)
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rate"] = result["events"] / result["seconds"]
+    print(json.dumps(result))
+
+
+def measure(kind: str, store_path: Path, target: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(store_path), target],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--touches", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=3)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(os.environ.get("BENCH_DIR", "bench/out"))
+    work.mkdir(parents=True, exist_ok=True)
+    store_path = work / f"events-{args.touches}.sqlite"
+    build_store(store_path, args.touches)
+    print(f"event store: {args.touches:,} demo touches, {store_path.stat().st_size / 2**20:,.0f} MiB SQLite; "
+          f"batches of {BATCH:,}; {args.runs} runs, medians")
+    results: dict[str, list[dict[str, float]]] = {"floor (read only)": [], "journey catch-up": []}
+    for _ in range(args.runs):
+        for kind in results:
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                results[kind].append(measure("floor" if kind.startswith("floor") else "project",
+                                             store_path, f"{tmp}/p.duckdb"))
+    floor_rate = statistics.median(r["rate"] for r in results["floor (read only)"])
+    print(f"{'':20} {'events/s':>12} {'peak MiB':>9} {'of floor':>9}  runs")
+    for kind, runs in results.items():
+        rate = statistics.median(r["rate"] for r in runs)
+        peak = max(r["peak_mib"] for r in runs)
+        listed = ", ".join(f"{r['rate']:,.0f}" for r in runs)
+        print(f"{kind:20} {rate:>12,.0f} {peak:>9,.0f} {rate / floor_rate:>8.0%}  [{listed}]")
+    ours = results["journey catch-up"]
+    print(f"derive (analyst tables, once after catch-up): median {statistics.median(r['derive_seconds'] for r in ours):.1f} s; "
+          f"catch-up + derive: median {statistics.median(r['total_seconds'] for r in ours):.1f} s, "
+          f"{args.touches / statistics.median(r['total_seconds'] for r in ours):,.0f} events/s overall")
+
+
+if __name__ == "__main__":
+    main()
