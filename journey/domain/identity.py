@@ -104,13 +104,15 @@ class IdentityResolver:
 
     def add_nodes(self, identifiers: Iterable[Identifier]) -> None:
         """Identifiers in first-seen order (names a group without a customer_id)."""
-        self._note(identifiers)
+        new = [i for i in dict.fromkeys(identifiers) if i not in self._seen]
+        self._seen.update(zip(new, range(len(self._seen), len(self._seen) + len(new))))
+        self._graph.add_nodes_from(new)
 
     def add_links(self, pairs: Iterable[tuple[Identifier, Identifier]]) -> None:
         """Links known to be in force (e.g. computed in bulk by a projection)."""
-        for a, b in pairs:
-            self._note((a, b))
-            self._graph.add_edge(a, b)
+        pairs = list(pairs)
+        self.add_nodes(identifier for pair in pairs for identifier in pair)
+        self._graph.add_edges_from(pairs)
 
     def resolve(self) -> IdentityMap:
         result = IdentityMap()

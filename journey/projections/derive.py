@@ -77,7 +77,6 @@ SELECT event_id, customer_id, type, activity, {stage_sql("visits")} AS stage, ch
     direction, purpose, answered, outcome, status, rating, properties,
     patient_id IS NOT NULL AS identified
 FROM visits
-ORDER BY customer_id, seq
 """
 
 _STEPS = """

@@ -67,6 +67,7 @@ class Projector:
                 f"cannot open {path}: {str(error).splitlines()[0]}; is another projector "
                 "running? (`journey status` shows it)"
             ) from None
+        self.con.execute("SET enable_progress_bar = false")
         for statement in BASE_DDL:
             self.con.execute(statement)
         self.tracking = DuckDBTrackingRecorder(self.con)
