@@ -372,6 +372,27 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
         summary = ingestor.ingest(read_jsonl(str(path), max_bytes=settings.max_record_bytes), bar)
     _report(summary, as_json)
     _show_store(ingestor.store, settings)
+    _show_projection(ingestor.store, settings)
+
+
+def _show_projection(store: Any, settings: Settings) -> None:
+    from journey.bootstrap import open_pseudonymiser, projection_paths
+    from journey.projections import operations
+    from journey.projections.publish import query
+
+    result = operations.catch_up(store, projection_paths(settings), open_pseudonymiser(settings))
+    click.echo(f"\nprojected {result.read:,} events into {settings.analytics_path} (query it with "
+               "`journey sql` or `duckdb -readonly`)")
+    _, [(patients, visited, revenue)] = query(
+        settings.analytics_path,
+        "SELECT count(*) FILTER (WHERE identified), count(*) FILTER (WHERE visits > 0), "
+        "sum(revenue) FROM customers")
+    click.echo(f"  patients {patients:,}, of whom {visited:,} visited; revenue {revenue:,.0f}")
+    _, stages = query(settings.analytics_path,
+                      "SELECT from_stage, to_stage, customers FROM stage_transitions "
+                      "ORDER BY customers DESC LIMIT 5")
+    for source, target, customers in stages:
+        click.echo(f"  {source:>12} -> {target:<12} {customers:>7,} customers")
 
 
 def _show_store(store: Any, settings: Settings) -> None:

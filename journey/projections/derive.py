@@ -183,14 +183,14 @@ def _resolve_identities(con: duckdb.DuckDBPyConnection) -> None:
         kinds.append(kind)
         ids.append(value)
         names.append(name)
+    con.execute("CREATE OR REPLACE TABLE internal.identity_map (id_kind VARCHAR, id VARCHAR, canonical VARCHAR)")
     con.execute(
-        "CREATE OR REPLACE TABLE internal.identity_map AS "
-        "SELECT unnest($1) AS id_kind, unnest($2) AS id, unnest($3) AS canonical",
+        "INSERT INTO internal.identity_map SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[])",
         [kinds, ids, names],
     )
+    con.execute("CREATE OR REPLACE TABLE identity_ambiguities (id_kind VARCHAR, id VARCHAR, candidates VARCHAR[])")
     con.execute(
-        "CREATE OR REPLACE TABLE identity_ambiguities AS "
-        "SELECT unnest($1) AS id_kind, unnest($2) AS id, unnest($3) AS candidates",
+        "INSERT INTO identity_ambiguities SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[][])",
         [[a.identifier[0] for a in result.ambiguities], [a.identifier[1] for a in result.ambiguities],
          [list(a.candidates) for a in result.ambiguities]],
     )

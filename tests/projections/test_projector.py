@@ -153,3 +153,14 @@ def test_a_file_built_with_another_secret_must_be_rebuilt(store: EventStore, tmp
     project(store, tmp_path / "p.duckdb").close()
     with pytest.raises(ProjectionError, match="journey rebuild"):
         Projector(store, tmp_path / "p.duckdb", Pseudonymiser(b"another-secret-0123456789"))
+
+
+def test_analyst_tables_have_their_documented_types_even_when_empty(store: EventStore, tmp_path: Path) -> None:
+    con = project(store, tmp_path / "p.duckdb").con
+    types = dict(rows(con, "SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_name = 'identity_ambiguities'"))
+    assert types == {"id_kind": "VARCHAR", "id": "VARCHAR", "candidates": "VARCHAR[]"}
+    from journey.projections.schema import ANALYST_TABLES
+
+    tables = {t for (t,) in rows(con, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
+    assert set(ANALYST_TABLES) <= tables
