@@ -17,15 +17,12 @@ import json
 import os
 import resource
 import sqlite3
-import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import orjson
+from _harness import interleave, measure, report, work_dir
 
 BATCH = 5000
 
@@ -64,15 +61,6 @@ def journey_ingest(source: str, target: str) -> dict[str, float]:
     summary = ingestor.ingest(read_jsonl(source))
     assert summary.accepted == summary.read, summary
     return {"records": summary.read, "seconds": summary.seconds}
-
-
-def measure(kind: str, source: str, target: str) -> dict[str, float]:
-    """Run one measurement in a fresh process; returns rate and peak memory."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, source, target],
-        check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _tree_rss_kib(root: int) -> int:
@@ -142,28 +130,20 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    work = Path(os.environ.get("BENCH_DIR", "bench/out"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_dir()
     source = work / f"demo-{args.touches}.jsonl"
     make_input(source, args.touches)
     print(f"input: {args.touches:,} demo touches, {source.stat().st_size / 2**20:,.0f} MiB JSON Lines; "
           f"batches of {BATCH}; {args.runs} runs, medians")
-    results: dict[str, list[dict[str, float]]] = {"floor": [], "journey-sqlite": []}
-    for _ in range(args.runs):
-        for kind in results:
-            with tempfile.TemporaryDirectory(dir=work) as tmp:
-                results[kind].append(measure("floor" if kind == "floor" else "journey", str(source), f"{tmp}/e.sqlite"))
+    results = interleave(args.runs, {
+        "floor": lambda tmp: measure(__file__, "floor", str(source), f"{tmp}/e.sqlite"),
+        "journey-sqlite": lambda tmp: measure(__file__, "journey", str(source), f"{tmp}/e.sqlite"),
+    }, work)
     if args.postgres:
         reset_postgres(args.postgres)
-        results["journey-postgresql"] = [measure("journey", str(source), args.postgres)]
+        results["journey-postgresql"] = [measure(__file__, "journey", str(source), args.postgres)]
         reset_postgres(args.postgres)
-    rates = {k: statistics.median(r["rate"] for r in v) for k, v in results.items()}
-    peaks = {k: max(r["peak_mib"] for r in v) for k, v in results.items()}
-    print(f"{'':20} {'touches/s':>12} {'peak MiB':>9} {'of floor':>9}  runs")
-    for kind, rate in rates.items():
-        runs = ", ".join(f"{r['rate']:,.0f}" for r in results[kind])
-        print(f"{kind:20} {rate:>12,.0f} {peaks[kind]:>9,.0f} {rate / rates['floor']:>8.0%}  [{runs}]")
-
+    report(results, "floor", "touches/s")
 
 if __name__ == "__main__":
     main()

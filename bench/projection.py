@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _harness import interleave, measure, report, work_dir
 
 BATCH = 245_760  # the projector's default (JOURNEY_PROJECTION_BATCH)
 
@@ -83,12 +82,6 @@ def child(kind: str, store_path: str, target: str) -> None:
     print(json.dumps(result))
 
 
-def measure(kind: str, store_path: Path, target: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(store_path), target],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--touches", type=int, default=1_000_000)
@@ -98,30 +91,21 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    work = Path(os.environ.get("BENCH_DIR", "bench/out"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_dir()
     store_path = work / f"events-{args.touches}.sqlite"
     build_store(store_path, args.touches)
     print(f"event store: {args.touches:,} demo touches, {store_path.stat().st_size / 2**20:,.0f} MiB SQLite; "
           f"batches of {BATCH:,}; {args.runs} runs, medians")
-    results: dict[str, list[dict[str, float]]] = {"floor (read only)": [], "journey catch-up": []}
-    for _ in range(args.runs):
-        for kind in results:
-            with tempfile.TemporaryDirectory(dir=work) as tmp:
-                results[kind].append(measure("floor" if kind.startswith("floor") else "project",
-                                             store_path, f"{tmp}/p.duckdb"))
-    floor_rate = statistics.median(r["rate"] for r in results["floor (read only)"])
-    print(f"{'':20} {'events/s':>12} {'peak MiB':>9} {'of floor':>9}  runs")
-    for kind, runs in results.items():
-        rate = statistics.median(r["rate"] for r in runs)
-        peak = max(r["peak_mib"] for r in runs)
-        listed = ", ".join(f"{r['rate']:,.0f}" for r in runs)
-        print(f"{kind:20} {rate:>12,.0f} {peak:>9,.0f} {rate / floor_rate:>8.0%}  [{listed}]")
+    results = interleave(args.runs, {
+        "floor (read only)": lambda tmp: measure(__file__, "floor", str(store_path), f"{tmp}/p.duckdb"),
+        "journey catch-up": lambda tmp: measure(__file__, "project", str(store_path), f"{tmp}/p.duckdb"),
+    }, work)
+    report(results, "floor (read only)", "events/s")
     ours = results["journey catch-up"]
-    print(f"derive (analyst tables, once after catch-up): median {statistics.median(r['derive_seconds'] for r in ours):.1f} s; "
-          f"catch-up + derive: median {statistics.median(r['total_seconds'] for r in ours):.1f} s, "
-          f"{args.touches / statistics.median(r['total_seconds'] for r in ours):,.0f} events/s overall")
-
+    total = statistics.median(r["total_seconds"] for r in ours)
+    print(f"derive (analyst tables, once after catch-up): median "
+          f"{statistics.median(r['derive_seconds'] for r in ours):.1f} s; catch-up + derive: median "
+          f"{total:.1f} s, {args.touches / total:,.0f} events/s overall")
 
 if __name__ == "__main__":
     main()

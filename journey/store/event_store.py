@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, cast
 import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from journey.domain.events import Recorded, recorded_class, stream_id
+from journey.domain.events import Recorded, stream_id
 from journey.domain.touch import TouchBase
 from journey.errors import EventStoreError
 from journey.store.recorder import JourneyRecorder

@@ -1,0 +1,50 @@
+"""What every benchmark here shares: each measurement in its own process (so peak
+memory is its own), runs interleaved with the peer, medians and ratios printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+Result = dict[str, float]
+
+
+def work_dir() -> Path:
+    """Where inputs are generated and kept between runs (BENCH_DIR, default bench/out)."""
+    work = Path(os.environ.get("BENCH_DIR", "bench/out"))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def measure(script: str, kind: str, *arguments: str) -> Result:
+    """Run ``script --child kind arguments...`` and read the JSON it prints last."""
+    out = subprocess.run([sys.executable, script, "--child", kind, *arguments],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def interleave(runs: int, kinds: dict[str, Callable[[str], Result]], work: Path) -> dict[str, list[Result]]:
+    """``runs`` rounds; in each, every kind measured once, in a fresh temporary directory."""
+    results: dict[str, list[Result]] = {name: [] for name in kinds}
+    for _ in range(runs):
+        for name, run in kinds.items():
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                results[name].append(run(tmp))
+    return results
+
+
+def report(results: dict[str, list[Result]], floor: str, unit: str) -> dict[str, float]:
+    """Print medians, peak memory and the ratio to ``floor``; return the medians."""
+    rates = {name: statistics.median(r["rate"] for r in runs) for name, runs in results.items()}
+    print(f"{'':24} {unit:>12} {'peak MiB':>9} {'of floor':>9}  runs")
+    for name, runs in results.items():
+        listed = ", ".join(f"{r['rate']:,.0f}" for r in runs)
+        peak = max(r["peak_mib"] for r in runs)
+        print(f"{name:24} {rates[name]:>12,.0f} {peak:>9,.0f} {rates[name] / rates[floor]:>8.0%}  [{listed}]")
+    return rates
