@@ -20,7 +20,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/python bench/aggregate_design.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/projection.py
 
 schemas: install
 	$(BIN)/journey schemas

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _memory(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip(), re.IGNORECASE):
+        raise ConfigurationError(f"JOURNEY_DUCKDB_MEMORY={text!r} is not a size such as 2GB or 512MB")
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """What journey is configured with. Every field has an environment variable.
@@ -42,6 +49,8 @@ class Settings:
       (default ``$JOURNEY_HOME/analytics.duckdb``)
     - ``JOURNEY_PROJECTION_BATCH``: events per projector transaction (default 245760:
       two DuckDB row groups, so large appends are written straight to the file)
+    - ``JOURNEY_DUCKDB_MEMORY``: the projector's DuckDB memory limit (default 2GB; DuckDB
+      spills to disk beyond it)
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -56,6 +65,7 @@ class Settings:
     projection_path: Path = Path(".journey/projection.duckdb")
     analytics_path: Path = Path(".journey/analytics.duckdb")
     projection_batch: int = 245_760
+    duckdb_memory: str = "2GB"
     hmac_secret: str | None = field(default=None, repr=False)
     hmac_secret_file: Path = Path(".journey/hmac.key")
 
@@ -84,6 +94,7 @@ class Settings:
             projection_path=Path(env.get("JOURNEY_PROJECTION") or home / "projection.duckdb"),
             analytics_path=Path(env.get("JOURNEY_ANALYTICS") or home / "analytics.duckdb"),
             projection_batch=_int(env, "JOURNEY_PROJECTION_BATCH", 245_760, 1, 10_000_000),
+            duckdb_memory=_memory(env.get("JOURNEY_DUCKDB_MEMORY") or "2GB"),
             hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
             hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
         )

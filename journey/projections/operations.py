@@ -33,13 +33,15 @@ class ProjectionPaths:
     """The published, read-only file analysts open."""
     batch_size: int = 245_760
     """Events per projector transaction."""
+    memory_limit: str = "2GB"
+    """DuckDB's memory limit for the projector (it spills to disk beyond it)."""
 
 
 def catch_up(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
              progress: Progress | None = None) -> CatchUp:
     """Catch up, derive, publish, exit. A poison event stops it with a clear error."""
     with projector_lock(paths.working):
-        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size)
+        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
         try:
             result = projector.catch_up(progress=progress)
             if projector.derive() or not paths.snapshot.exists():
@@ -76,7 +78,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
     the snapshot is republished after every cycle that loaded something."""
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
-        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size)
+        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
         try:
             while not stop.is_set():
                 result = projector.catch_up(dead_letter=True, stop=stop)
@@ -104,7 +106,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
         fresh = paths.working.with_name(paths.working.name + ".rebuild")
         fresh.unlink(missing_ok=True)
         Path(str(fresh) + ".wal").unlink(missing_ok=True)
-        projector = Projector(store, fresh, pseudonyms, batch_size=paths.batch_size)
+        projector = Projector(store, fresh, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
         try:
             result = projector.catch_up(progress=progress)
             projector.derive(force=True)
@@ -115,7 +117,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
             raise
         projector.close()
         os.replace(fresh, paths.working)
-        published = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size)
+        published = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
         try:
             publish(published.con, paths.snapshot)
         finally:

@@ -53,6 +53,7 @@ class Projector:
         *,
         batch_size: int = 245_760,
         as_of: datetime | None = None,
+        memory_limit: str = "2GB",
     ) -> None:
         self.store = store
         self.path = path
@@ -68,6 +69,7 @@ class Projector:
                 "running? (`journey status` shows it)"
             ) from None
         self.con.execute("SET enable_progress_bar = false")
+        self.con.execute("SET memory_limit = ?", [memory_limit])
         for statement in BASE_DDL:
             self.con.execute(statement)
         self.tracking = DuckDBTrackingRecorder(self.con)
