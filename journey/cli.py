@@ -263,7 +263,7 @@ def project(follow: bool, interval: float, as_of: str | None, out: str | None, a
         return
     if follow:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-        click.echo(f"following {_where(settings)} into {paths.snapshot}; Ctrl-C stops", err=True)
+        click.echo(f"following {_where(settings)} into {paths.snapshot}", err=True)
         operations.follow(store, paths, pseudonyms, interval=interval)
         click.echo("stopped cleanly", err=True)
         return

@@ -26,19 +26,53 @@ UNPIVOT (id FOR id_kind IN (patient_id AS 'customer_id', phone_key AS 'phone',
                             email_key AS 'email', anonymous_key AS 'anonymous_id'));
 """
 
-# First-seen order; within one event the order the domain uses (customer_id first).
+# Every identifier, numbered in first-seen order; within one event in the order the
+# domain uses (customer_id first). The number also names a group without a customer_id.
 _NODES = """
-SELECT id_kind, id FROM observed_ids GROUP BY id_kind, id
-ORDER BY min(position), list_position(['customer_id', 'phone', 'email', 'anonymous_id'], id_kind)
+CREATE OR REPLACE TEMP TABLE nodes AS
+SELECT row_number() OVER (ORDER BY first, priority) AS n, id_kind, id
+FROM (SELECT id_kind, id, min(position) AS first,
+             list_position(['customer_id', 'phone', 'email', 'anonymous_id'], id_kind) AS priority
+      FROM observed_ids GROUP BY id_kind, id)
 """
 
 # A pair of identifiers is linked when the last event naming both of them links.
 _EDGES = """
-SELECT a.id_kind, a.id, b.id_kind, b.id
-FROM observed_ids a JOIN observed_ids b
-  ON a.position = b.position AND (a.id_kind, a.id) < (b.id_kind, b.id)
-GROUP BY ALL
-HAVING arg_max(a.kind, a.position) = 'link'
+CREATE OR REPLACE TEMP TABLE edges AS
+WITH pairs AS (
+    SELECT a.id_kind AS ak, a.id AS ai, b.id_kind AS bk, b.id AS bi
+    FROM observed_ids a JOIN observed_ids b
+      ON a.position = b.position AND (a.id_kind, a.id) < (b.id_kind, b.id)
+    GROUP BY ALL
+    HAVING arg_max(a.kind, a.position) = 'link'
+)
+SELECT na.n AS a, nb.n AS b FROM pairs
+JOIN nodes na ON na.id_kind = pairs.ak AND na.id = pairs.ai
+JOIN nodes nb ON nb.id_kind = pairs.bk AND nb.id = pairs.bi
+"""
+
+# Connected components by label propagation: each node takes the smallest label among
+# itself and its neighbours, until nothing changes (identity graphs are shallow).
+_PROPAGATE = """
+CREATE OR REPLACE TEMP TABLE next_labels AS
+SELECT l.n, least(l.label, coalesce(min(m.label), l.label)) AS label
+FROM labels l
+LEFT JOIN (SELECT a AS n, b AS other FROM edges UNION ALL SELECT b, a FROM edges) e ON e.n = l.n
+LEFT JOIN labels m ON m.n = e.other
+GROUP BY l.n, l.label
+"""
+
+_NAMES = """
+CREATE OR REPLACE TEMP TABLE components AS
+SELECT label, count(*) FILTER (WHERE id_kind = 'customer_id') AS patients,
+       any_value(id) FILTER (WHERE id_kind = 'customer_id') AS patient,
+       arg_min(id_kind || ':' || id, n) AS first_seen
+FROM labels JOIN nodes USING (n) GROUP BY label;
+CREATE OR REPLACE TABLE internal.identity_map (id_kind VARCHAR, id VARCHAR, canonical VARCHAR);
+INSERT INTO internal.identity_map
+SELECT nodes.id_kind, nodes.id, CASE WHEN c.patients = 1 THEN c.patient ELSE c.first_seen END
+FROM nodes JOIN labels USING (n) JOIN components c USING (label)
+WHERE c.patients <= 1;
 """
 
 _TOUCHPOINTS = f"""
@@ -169,24 +203,39 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_STEPS)
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMERS):
         con.execute(statement)
-    con.execute("DROP TABLE steps; DROP TABLE observed; DROP TABLE observed_ids")
+    for table in ("steps", "observed", "observed_ids", "nodes", "edges", "labels", "components"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _resolve_identities(con: duckdb.DuckDBPyConnection) -> None:
-    """The domain's resolver over DuckDB's distinct identifiers and active links."""
+    """Connected components in SQL; groups with at most one patient are named there.
+    Groups holding several patients (a shared phone) go to the domain's resolver,
+    which gives each identifier its nearest patient or marks it ambiguous."""
+    con.execute(_NODES)
+    con.execute(_EDGES)
+    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT n, n AS label FROM nodes")
+    while True:
+        con.execute(_PROPAGATE)
+        changed = con.execute(
+            "SELECT count(*) FROM next_labels JOIN labels USING (n) WHERE next_labels.label <> labels.label"
+        ).fetchone()[0]
+        con.execute("DROP TABLE labels; ALTER TABLE next_labels RENAME TO labels")
+        if not changed:
+            break
+    con.execute(_NAMES)
+    shared = "(SELECT label FROM components WHERE patients > 1)"
     resolver = IdentityResolver()
-    resolver.add_nodes(con.execute(_NODES).fetchall())
-    resolver.add_links(((a, b), (c, d)) for a, b, c, d in con.execute(_EDGES).fetchall())
+    resolver.add_nodes(con.execute(
+        f"SELECT id_kind, id FROM nodes JOIN labels USING (n) WHERE label IN {shared} ORDER BY n").fetchall())
+    resolver.add_links(((a, b), (c, d)) for a, b, c, d in con.execute(
+        "SELECT na.id_kind, na.id, nb.id_kind, nb.id FROM edges JOIN nodes na ON na.n = edges.a "
+        f"JOIN nodes nb ON nb.n = edges.b JOIN labels l ON l.n = edges.a WHERE l.label IN {shared}"
+    ).fetchall())
     result = resolver.resolve()
-    kinds, ids, names = [], [], []
-    for (kind, value), name in result.canonical_of.items():
-        kinds.append(kind)
-        ids.append(value)
-        names.append(name)
-    con.execute("CREATE OR REPLACE TABLE internal.identity_map (id_kind VARCHAR, id VARCHAR, canonical VARCHAR)")
     con.execute(
         "INSERT INTO internal.identity_map SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[])",
-        [kinds, ids, names],
+        [[k for k, _ in result.canonical_of], [v for _, v in result.canonical_of],
+         list(result.canonical_of.values())],
     )
     con.execute("CREATE OR REPLACE TABLE identity_ambiguities (id_kind VARCHAR, id VARCHAR, candidates VARCHAR[])")
     con.execute(

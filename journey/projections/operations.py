@@ -79,6 +79,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
         projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        log.info("following the event store from position %s; Ctrl-C or SIGTERM stops", projector.position)
         try:
             while not stop.is_set():
                 result = projector.catch_up(dead_letter=True, stop=stop)

@@ -22,15 +22,22 @@ def env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def demo(home: Path, patients: int = 200) -> int:
-    result = journey("demo", "--patients", str(patients), "--json", home=home)
+    """A stored (not yet projected) demo clinic; returns how many touches."""
+    from journey.demo import generate_clinic, write_jsonl
+
+    path = home / "clinic.jsonl"
+    write_jsonl(path, generate_clinic(seed=3, patients=patients))
+    result = journey("ingest", str(path), "--json", home=home)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[1])["accepted"]
+    return json.loads(result.stdout)["accepted"]
 
 
 def test_project_then_query_in_every_format(tmp_path: Path) -> None:
     stored = demo(tmp_path)
     projected = json.loads(journey("project", "--json", home=tmp_path).stdout)
     assert (projected["read"], projected["position"]) == (stored, stored)
+    again = json.loads(journey("project", "--json", home=tmp_path).stdout)
+    assert (again["read"], again["position"]) == (0, stored)
     as_json = journey("sql", "SELECT count(*) AS n FROM touchpoints", "--format", "json", home=tmp_path)
     assert json.loads(as_json.stdout) == {"n": stored}
     as_csv = journey("sql", "SELECT type, count(*) AS n FROM touchpoints GROUP BY 1 ORDER BY 1", "--format", "csv", home=tmp_path)
@@ -51,10 +58,12 @@ def test_follow_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     demo(tmp_path, 50)
     follower = subprocess.Popen([*PYTHON, "project", "--follow", "--interval", "0.2"], env=env(tmp_path),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    snapshot = tmp_path / "analytics.duckdb"
-    deadline = time.monotonic() + 60
-    while not snapshot.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert follower.stderr is not None
+    for line in follower.stderr:  # wait until it is following (its signal handlers are set)
+        if "following the event store" in line:
+            break
+    else:
+        raise AssertionError("the follower ended before it started following")
     follower.send_signal(signal.SIGTERM)
     _, err = follower.communicate(timeout=30)
     assert follower.returncode == 0, err
