@@ -54,7 +54,7 @@ _PRIVATE = '{"text": null, "name": null, "notes": null}'
 
 _STAGE = f"""
 CREATE OR REPLACE TEMP TABLE parsed AS
-SELECT position, topic, TRUE AS valid,
+SELECT position, topic,
     coalesce(TRY_CAST(class_version AS INTEGER), 1) AS class_version,
     TRY_CAST(recorded_at AS TIMESTAMPTZ) AS recorded_at,
     event_id, type, activity, channel, source, occurred_at,
@@ -159,6 +159,7 @@ def load_batch(
                          + visible, params).fetchone()[0]
     con.execute(_INSERT_IDENTITY.replace("$link", f"'{LINK}'").replace("$unlink", f"'{UNLINK}'")
                 .replace("$visible", visible), params)
+    con.execute("DROP TABLE parsed; DROP TABLE pseudonyms; DROP TABLE poison")  # raw contacts gone
     return int(loaded), poison
 
 
