@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple, cast
 
 import orjson
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from journey.domain.events import Recorded, stream_id
 from journey.domain.touch import TouchBase
@@ -22,7 +22,7 @@ from journey.store.recorder import JourneyRecorder
 from journey.store.records import QuarantineEntry, Rejection
 from journey.store.mapper import JourneyMapper
 
-__all__ = ["AppendOutcome", "EventStore", "Submission"]
+__all__ = ["AlreadyTracked", "AppendOutcome", "EventStore", "Submission"]
 
 _RETRIES = 5
 
@@ -42,6 +42,14 @@ class Submission(NamedTuple):
     def of(cls, touch: TouchBase, source: str = "python", locator: str = "", raw: bytes | None = None) -> Submission:  # noqa: E501
         content = touch.content_json()
         return cls(touch.event_id, touch.type, content, source, locator, raw or content)  # type: ignore[attr-defined]
+
+
+class AlreadyTracked(EventStoreError):
+    """The upstream position of this batch was already recorded: it is stored already."""
+
+    def __init__(self, tracking: Tracking) -> None:
+        super().__init__(f"{tracking.application_name} already reached {tracking.notification_id}")
+        self.tracking = tracking
 
 
 @dataclass
@@ -66,21 +74,29 @@ class EventStore:
         *,
         resolves: Sequence[int] = (),
         recorded_at: datetime | None = None,
+        tracking: Tracking | None = None,
     ) -> AppendOutcome:
         """Store a batch: new touches, rejections, and quarantine entries it fixes.
 
-        All or nothing. ``resolves`` names quarantine entries this batch re-ingests.
+        All or nothing. ``resolves`` names quarantine entries this batch re-ingests;
+        ``tracking`` records the upstream position the batch reaches (exactly once:
+        a position already recorded raises ``AlreadyTracked`` and stores nothing).
         """
         when = (recorded_at or datetime.now(timezone.utc)).isoformat()
         for _attempt in range(_RETRIES):
             fresh, duplicates, conflicts = self._classify(submissions)
             events = self.mapper.stored_touches(((s.type, s.event_id, s.content) for s in fresh), when)
             accepted_ids = [s.event_id for s in fresh]
+            if tracking is not None and self.recorder.has_tracking_id(
+                tracking.application_name, tracking.notification_id
+            ):
+                raise AlreadyTracked(tracking)
             try:
                 positions = self.recorder.append(
                     events,
                     [*rejections, *conflicts],
                     (accepted_ids, list(resolves), "re-ingested") if (accepted_ids or resolves) else None,
+                    tracking,
                 )
             except IntegrityError:
                 continue  # another writer stored one of these meanwhile: classify again

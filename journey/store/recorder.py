@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent
-from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.persistence import ProcessRecorder, StoredEvent, Tracking
+from eventsourcing.popo import POPOProcessRecorder
 
 from journey.store.records import QuarantineEntry, Rejection
 
@@ -27,7 +27,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class JourneyRecorder(ApplicationRecorder, ABC):
+class JourneyRecorder(ProcessRecorder, ABC):
     """Port of the event store's database. One contract test covers every adapter."""
 
     def append(
@@ -35,14 +35,16 @@ class JourneyRecorder(ApplicationRecorder, ABC):
         stored_events: Sequence[StoredEvent],
         rejections: Sequence[Rejection] = (),
         resolution: Resolution | None = None,
+        tracking: Tracking | None = None,
     ) -> Sequence[int]:
-        """Atomically insert events, quarantine rejections, resolve entries.
+        """Atomically insert events, quarantine rejections, resolve entries, and
+        record how far an upstream source (a Kafka partition) has been consumed.
 
         Raises eventsourcing's ``IntegrityError`` (and writes nothing) when a stream
-        id is already stored.
+        id is already stored or the tracking position was already recorded.
         """
         return self.insert_events(
-            stored_events, rejections=rejections, resolution=resolution
+            stored_events, rejections=rejections, resolution=resolution, tracking=tracking
         ) or []
 
     @abstractmethod
@@ -75,7 +77,7 @@ class JourneyRecorder(ApplicationRecorder, ABC):
         """Close entries nobody will fix (kept, never deleted); returns how many."""
 
 
-class InMemoryJourneyRecorder(POPOApplicationRecorder, JourneyRecorder):
+class InMemoryJourneyRecorder(POPOProcessRecorder, JourneyRecorder):
     """In-memory adapter for unit tests of the core."""
 
     def __init__(self) -> None:
@@ -86,8 +88,8 @@ class InMemoryJourneyRecorder(POPOApplicationRecorder, JourneyRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self._database_lock:
-            self._assert_uniqueness(stored_events)
-            ids = self._update_table(stored_events)
+            self._assert_uniqueness(stored_events, tracking=kwargs.get("tracking"))
+            ids = self._update_table(stored_events, tracking=kwargs.get("tracking"))
             now = utcnow()
             for rejection in kwargs.get("rejections") or ():
                 entry = QuarantineEntry(len(self._quarantine) + 1, now, rejection)

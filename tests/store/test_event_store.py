@@ -88,3 +88,18 @@ def test_a_failing_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     fresh = EventStore(open_sqlite(path))
     assert fresh.position() == 0
     assert fresh.append([sub(touch(event_id=f"e-{i}")) for i in range(100)]).accepted == 100
+
+
+def test_a_tracked_batch_is_stored_once(store: EventStore) -> None:
+    from eventsourcing.persistence import Tracking
+
+    from journey.store.event_store import AlreadyTracked
+
+    first = store.append([sub(touch(event_id="k-1"))], tracking=Tracking("kafka:touches:0", 10))
+    assert first.accepted == 1
+    assert store.recorder.max_tracking_id("kafka:touches:0") == 10
+    with pytest.raises(AlreadyTracked):
+        store.append([sub(touch(event_id="k-2"))], tracking=Tracking("kafka:touches:0", 10))
+    assert store.get("k-2") is None
+    store.append([], tracking=Tracking("kafka:touches:0", 12))  # only rejections or nothing: still tracked
+    assert store.recorder.max_tracking_id("kafka:touches:0") == 12
