@@ -84,6 +84,64 @@ def ingest(path: str, as_json: bool) -> None:
     _report(summary, as_json)
 
 
+@main.command()
+@click.argument("path")
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (JOURNEY_KAFKA_BOOTSTRAP)")
+@click.option("--topic", default=None, help="the touches topic (JOURNEY_KAFKA_TOPIC)")
+def produce(path: str, bootstrap: str | None, topic: str | None) -> None:
+    """Send a JSON Lines file of touches to Kafka, validating each one first.
+
+    Invalid lines are reported with their reason and not sent."""
+    from journey.errors import InvalidTouchError
+    from journey.producer import TouchProducer
+
+    settings = _settings()
+    sent = refused = 0
+    with TouchProducer(bootstrap or settings.kafka_bootstrap, topic or settings.kafka_topic,
+                       default_region=settings.default_region) as producer, _progress("produce") as bar:
+        for record in read_jsonl(path, max_bytes=settings.max_record_bytes):
+            try:
+                producer.send(record.raw)
+                sent += 1
+            except InvalidTouchError as error:
+                refused += 1
+                click.echo(f"{record.locator}: not sent: {error.reason}", err=True)
+            bar(1)
+    click.echo(f"sent {sent:,} touches to {topic or settings.kafka_topic}; refused {refused:,}")
+
+
+@main.command("ingest-kafka")
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (JOURNEY_KAFKA_BOOTSTRAP)")
+@click.option("--topic", default=None, help="the touches topic (JOURNEY_KAFKA_TOPIC)")
+@click.option("--group", default=None, help="the consumer group (JOURNEY_KAFKA_GROUP)")
+@click.option("--until-idle", type=float, default=None, help="exit once nothing arrived for this many seconds")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def ingest_kafka(bootstrap: str | None, topic: str | None, group: str | None, until_idle: float | None,
+                 as_json: bool) -> None:
+    """Consume touches from Kafka into the event store, exactly once (stops on SIGTERM)."""
+    import signal
+    import threading
+
+    from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
+
+    settings = _settings()
+    topic = topic or settings.kafka_topic
+    kafka = KafkaSettings(bootstrap or settings.kafka_bootstrap, topic,
+                          settings.kafka_dead_letter_topic if topic == settings.kafka_topic else f"{topic}.dead-letter",
+                          group or settings.kafka_group, max_batch=settings.batch_size)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    worker = KafkaIngestWorker(open_event_store(settings), kafka, default_region=settings.default_region,
+                               max_record_bytes=settings.max_record_bytes)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger("journey.kafka").info("consuming %s as group %s into %s", topic, kafka.group, _where(settings))
+    with _progress("ingest-kafka") as bar:
+        summary = worker.run(stop=stop, until_idle=until_idle, progress=bar)
+    _report(summary, as_json)
+
+
 @main.command("import-log")
 @click.argument("path")
 @click.option("--case", "case", default="case_id", show_default=True, help="case id column: one customer per case")

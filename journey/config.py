@@ -51,6 +51,10 @@ class Settings:
       two DuckDB row groups, so large appends are written straight to the file)
     - ``JOURNEY_DUCKDB_MEMORY``: the projector's DuckDB memory limit (default 2GB; DuckDB
       spills to disk beyond it)
+    - ``JOURNEY_KAFKA_BOOTSTRAP``: Kafka bootstrap servers (default ``localhost:9092``)
+    - ``JOURNEY_KAFKA_TOPIC``: the touches topic (default ``touches``); invalid messages go
+      to ``JOURNEY_KAFKA_DEAD_LETTER_TOPIC`` (default ``<topic>.dead-letter``)
+    - ``JOURNEY_KAFKA_GROUP``: the ingest workers' consumer group (default ``journey-ingest``)
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -66,6 +70,10 @@ class Settings:
     analytics_path: Path = Path(".journey/analytics.duckdb")
     projection_batch: int = 245_760
     duckdb_memory: str = "2GB"
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_topic: str = "touches"
+    kafka_dead_letter_topic: str = "touches.dead-letter"
+    kafka_group: str = "journey-ingest"
     hmac_secret: str | None = field(default=None, repr=False)
     hmac_secret_file: Path = Path(".journey/hmac.key")
 
@@ -95,6 +103,10 @@ class Settings:
             analytics_path=Path(env.get("JOURNEY_ANALYTICS") or home / "analytics.duckdb"),
             projection_batch=_int(env, "JOURNEY_PROJECTION_BATCH", 245_760, 1, 10_000_000),
             duckdb_memory=_memory(env.get("JOURNEY_DUCKDB_MEMORY") or "2GB"),
+            kafka_bootstrap=env.get("JOURNEY_KAFKA_BOOTSTRAP") or "localhost:9092",
+            kafka_topic=(topic := env.get("JOURNEY_KAFKA_TOPIC") or "touches"),
+            kafka_dead_letter_topic=env.get("JOURNEY_KAFKA_DEAD_LETTER_TOPIC") or f"{topic}.dead-letter",
+            kafka_group=env.get("JOURNEY_KAFKA_GROUP") or "journey-ingest",
             hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
             hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
         )

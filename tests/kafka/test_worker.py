@@ -1,0 +1,131 @@
+"""Producer -> Kafka (a real Tansu broker) -> ingest worker -> event store, exactly once."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from journey.demo import generate_clinic
+from journey.errors import InvalidTouchError
+from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings, tracking_name
+from journey.producer import TouchProducer
+from journey.store.event_store import EventStore
+from journey.store.postgres import open_postgres
+from journey.store.sqlite import open_sqlite
+from tests.projections.helpers import project, rows
+from tests.touches import touch
+
+
+def produce(broker: str, topic: str, count: int, seed: int = 5) -> list[dict]:
+    records = list(itertools.islice(generate_clinic(seed=seed, patients=count), count))
+    with TouchProducer(broker, topic) as producer:
+        for record in records:
+            producer.send(record)
+    return records
+
+
+def worker(store: EventStore, broker: str, topic: str, group: str = "journey-ingest") -> KafkaIngestWorker:
+    return KafkaIngestWorker(store, KafkaSettings(broker, topic, f"{topic}.dead-letter", group, max_batch=200))
+
+
+def test_produce_ingest_project_end_to_end(broker: str, topic: str, tmp_path: Path) -> None:
+    records = produce(broker, topic, 600)
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    summary = worker(store, broker, topic).run(until_idle=2)
+    assert (summary.read, summary.accepted, summary.quarantined) == (600, 600, 0)
+    assert {e.event_id for _, e in store.read()} == {r["event_id"] for r in records}
+    con = project(store, tmp_path / "p.duckdb").con
+    assert rows(con, "SELECT count(*) FROM touchpoints") == [(600,)]
+    positions = [store.recorder.max_tracking_id(tracking_name(topic, p)) for p in range(3)]
+    assert sum(p + 1 for p in positions if p is not None) == 600  # every offset tracked
+
+
+def test_redelivering_the_whole_topic_twice_stores_nothing_twice(broker: str, topic: str, tmp_path: Path) -> None:
+    produce(broker, topic, 300)
+    produce(broker, topic, 300)  # the producer sends everything again
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    first = worker(store, broker, topic).run(until_idle=2)
+    assert (first.read, first.accepted, first.duplicates) == (600, 300, 300)
+    again = worker(store, broker, topic, group="a-new-group").run(until_idle=2)  # offsets from zero
+    assert again.accepted == 0
+    assert store.position() == 300
+
+
+def test_invalid_messages_are_quarantined_and_dead_lettered(broker: str, topic: str, tmp_path: Path) -> None:
+    raw = KafkaProducer(bootstrap_servers=broker)
+    raw.send(topic, value=b"\xff\xfe not even utf-8", key=b"k", partition=0)
+    raw.send(topic, value=b'{"event_id": "x", "type": "call"}', key=b"k", partition=0)
+    raw.flush()
+    raw.close()
+    produce(broker, topic, 50)
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    summary = worker(store, broker, topic).run(until_idle=2)
+    assert (summary.read, summary.accepted, summary.quarantined) == (52, 50, 2)
+    assert sorted(e.rejection.code for e in store.quarantine()) == ["bad_encoding", "missing_field"]
+    dead = KafkaConsumer(f"{topic}.dead-letter", bootstrap_servers=broker, auto_offset_reset="earliest",
+                         consumer_timeout_ms=5000)
+    letters = [dict(m.headers) for m in dead]
+    dead.close()
+    assert sorted(h["journey-code"] for h in letters) == [b"bad_encoding", b"missing_field"]
+    assert all(h["journey-source"].startswith(f"{topic}/0@".encode()) for h in letters)
+
+
+def test_the_producer_refuses_a_bad_touch_at_the_caller(broker: str, topic: str) -> None:
+    with TouchProducer(broker, topic) as producer, pytest.raises(InvalidTouchError, match="timezone"):
+        producer.send(touch(occurred_at="2025-03-01T09:30:00"))
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    assert list(consumer) == []
+    consumer.close()
+
+
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(broker: str, topic: str, tmp_path: Path) -> None:
+    records = produce(broker, topic, 3000)
+    env = {**os.environ, "JOURNEY_HOME": str(tmp_path), "JOURNEY_KAFKA_BOOTSTRAP": broker,
+           "JOURNEY_KAFKA_TOPIC": topic, "JOURNEY_BATCH_SIZE": "20"}
+    env.pop("JOURNEY_EVENT_STORE", None)
+    command = [sys.executable, "-m", "journey", "ingest-kafka", "--until-idle", "3"]
+    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert victim.stderr is not None
+    for line in victim.stderr:
+        if "partitions assigned" in line:
+            break
+    time.sleep(0.3)
+    victim.kill()
+    assert victim.wait() == -signal.SIGKILL
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    stored_before = store.position()
+    assert 0 < stored_before < len(records), "the worker was not killed mid-run"
+    resumed = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    ids = [e.event_id for _, e in store.read()]
+    assert len(ids) == len(set(ids)) == len(records)
+
+
+def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, pg_url: str) -> None:
+    produce(broker, topic, 1500)
+    stop = threading.Event()
+    results: list = []
+    workers = [worker(EventStore(open_postgres(pg_url)), broker, topic) for _ in range(2)]
+    threads = [threading.Thread(target=lambda w=w: results.append(w.run(stop=stop))) for w in workers]
+    for thread in threads:
+        thread.start()
+    store = EventStore(open_postgres(pg_url))
+    deadline = time.monotonic() + 120
+    while store.position() < 1500 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    ids = [e.event_id for _, e in store.read()]
+    assert len(ids) == len(set(ids)) == 1500
+    assert sum(r.accepted for r in results) == 1500
+    assert all(r.read > 0 for r in results), [r.read for r in results]  # both got partitions
