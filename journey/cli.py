@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -254,6 +255,14 @@ def status(as_json: bool) -> None:
             position, updated, dead = rows[0]
             facts.update(projection_position=position, projection_updated_at=str(updated),
                          projection_lag=facts["position"] - position, dead_letters=dead)
+    if "JOURNEY_KAFKA_BOOTSTRAP" in os.environ:  # only when Kafka is configured
+        from journey.ingest.kafka import consumer_lag
+
+        try:
+            lag = consumer_lag(store, settings.kafka_bootstrap, settings.kafka_topic)
+            facts.update(consumer_lag=sum(lag.values()), consumer_lag_by_partition=lag)
+        except Exception as error:  # noqa: BLE001 - status reports, it does not fail
+            facts["consumer_lag"] = f"unknown: Kafka at {settings.kafka_bootstrap} did not answer ({error})"
     if as_json:
         click.echo(json.dumps(facts))
     else:

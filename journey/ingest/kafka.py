@@ -152,3 +152,20 @@ class KafkaIngestWorker:
             self.consumer.close()
         finally:
             self.dead_letters.close()
+
+
+def consumer_lag(store: EventStore, bootstrap: str, topic: str) -> dict[int, int]:
+    """Per partition: messages in the topic not yet stored (the store's tracked offsets,
+    which are the truth for exactly-once, not the group's committed offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        consumer.topics()  # a full metadata fetch, so every partition of the topic is known
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        consumer.close()
+    lag = {}
+    for tp, end in ends.items():
+        stored = store.recorder.max_tracking_id(tracking_name(topic, tp.partition))
+        lag[tp.partition] = end - (stored + 1 if stored is not None else 0)
+    return dict(sorted(lag.items()))

@@ -25,11 +25,13 @@ from tests.projections.helpers import project, rows
 from tests.touches import touch
 
 
-def produce(broker: str, topic: str, count: int, seed: int = 5) -> list[dict]:
+def produce(broker: str, topic: str, count: int, seed: int = 5, *, one_by_one: bool = False) -> list[dict]:
     records = list(itertools.islice(generate_clinic(seed=seed, patients=count), count))
     with TouchProducer(broker, topic) as producer:
         for record in records:
             producer.send(record)
+            if one_by_one:
+                producer.flush()
     return records
 
 
@@ -129,3 +131,41 @@ def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, 
     assert len(ids) == len(set(ids)) == 1500
     assert sum(r.accepted for r in results) == 1500
     assert all(r.read > 0 for r in results), [r.read for r in results]  # both got partitions
+
+
+def test_status_shows_the_consumer_lag(broker: str, topic: str, tmp_path: Path) -> None:
+    import json
+
+    from tests.test_cli import journey
+
+    # Tansu answers ListOffsets with the last record batch's base offset + 1 (measured: 1, 1
+    # and 40 for 120 batched records), so this test sends one record per batch; Kafka
+    # itself reports the true end offsets.
+    produce(broker, topic, 120, one_by_one=True)
+    env = {"JOURNEY_KAFKA_BOOTSTRAP": broker, "JOURNEY_KAFKA_TOPIC": topic}
+    before = json.loads(journey("status", "--json", home=tmp_path, **env).stdout)
+    assert before["consumer_lag"] == 120
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    worker(store, broker, topic).run(until_idle=2)
+    after = json.loads(journey("status", "--json", home=tmp_path, **env).stdout)
+    assert after["consumer_lag"] == 0
+    assert after["position"] == 120
+
+
+def test_the_worker_stops_cleanly_on_sigterm(broker: str, topic: str, tmp_path: Path) -> None:
+    produce(broker, topic, 50)
+    env = {**os.environ, "JOURNEY_HOME": str(tmp_path), "JOURNEY_KAFKA_BOOTSTRAP": broker, "JOURNEY_KAFKA_TOPIC": topic}
+    env.pop("JOURNEY_EVENT_STORE", None)
+    process = subprocess.Popen([sys.executable, "-m", "journey", "ingest-kafka", "--json"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "partitions assigned" in line:
+            break
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    import json
+
+    assert json.loads(out)["accepted"] == 50
