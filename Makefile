@@ -23,6 +23,7 @@ bench: install
 	$(BIN)/python bench/aggregate_design.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/projection.py
+	$(BIN)/python bench/kafka_ingest.py
 
 schemas: install
 	$(BIN)/journey schemas

@@ -112,7 +112,8 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(broker: str, topic: s
     assert len(ids) == len(set(ids)) == len(records)
 
 
-def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, pg_url: str) -> None:
+def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, pg_url: str, tmp_path: Path) -> None:
+    """The deployed topology: two workers, one group, the PostgreSQL store, the projector."""
     produce(broker, topic, 1500)
     stop = threading.Event()
     results: list = []
@@ -131,6 +132,8 @@ def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, 
     assert len(ids) == len(set(ids)) == 1500
     assert sum(r.accepted for r in results) == 1500
     assert all(r.read > 0 for r in results), [r.read for r in results]  # both got partitions
+    con = project(store, tmp_path / "p.duckdb").con
+    assert rows(con, "SELECT count(*), count(DISTINCT event_id) FROM touchpoints") == [(1500, 1500)]
 
 
 def test_status_shows_the_consumer_lag(broker: str, topic: str, tmp_path: Path) -> None:
