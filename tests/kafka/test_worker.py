@@ -35,8 +35,11 @@ def produce(broker: str, topic: str, count: int, seed: int = 5, *, one_by_one: b
     return records
 
 
-def worker(store: EventStore, broker: str, topic: str, group: str = "journey-ingest") -> KafkaIngestWorker:
-    return KafkaIngestWorker(store, KafkaSettings(broker, topic, f"{topic}.dead-letter", group, max_batch=200))
+def worker(store: EventStore, broker: str, topic: str, group: str | None = None) -> KafkaIngestWorker:
+    """A worker in the test's own consumer group (groups are never shared between tests:
+    a killed member of a shared group would hold up the next test's join)."""
+    return KafkaIngestWorker(store, KafkaSettings(broker, topic, f"{topic}.dead-letter", group or f"group-{topic}",
+                                                  max_batch=200))
 
 
 def test_produce_ingest_project_end_to_end(broker: str, topic: str, tmp_path: Path) -> None:
@@ -92,7 +95,7 @@ def test_the_producer_refuses_a_bad_touch_at_the_caller(broker: str, topic: str)
 def test_a_worker_killed_mid_run_loses_and_doubles_nothing(broker: str, topic: str, tmp_path: Path) -> None:
     records = produce(broker, topic, 3000)
     env = {**os.environ, "JOURNEY_HOME": str(tmp_path), "JOURNEY_KAFKA_BOOTSTRAP": broker,
-           "JOURNEY_KAFKA_TOPIC": topic, "JOURNEY_BATCH_SIZE": "20"}
+           "JOURNEY_KAFKA_TOPIC": topic, "JOURNEY_KAFKA_GROUP": f"group-{topic}", "JOURNEY_BATCH_SIZE": "20"}
     env.pop("JOURNEY_EVENT_STORE", None)
     command = [sys.executable, "-m", "journey", "ingest-kafka", "--until-idle", "3"]
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -157,7 +160,8 @@ def test_status_shows_the_consumer_lag(broker: str, topic: str, tmp_path: Path) 
 
 def test_the_worker_stops_cleanly_on_sigterm(broker: str, topic: str, tmp_path: Path) -> None:
     produce(broker, topic, 50)
-    env = {**os.environ, "JOURNEY_HOME": str(tmp_path), "JOURNEY_KAFKA_BOOTSTRAP": broker, "JOURNEY_KAFKA_TOPIC": topic}
+    env = {**os.environ, "JOURNEY_HOME": str(tmp_path), "JOURNEY_KAFKA_BOOTSTRAP": broker, "JOURNEY_KAFKA_TOPIC": topic,
+           "JOURNEY_KAFKA_GROUP": f"group-{topic}"}
     env.pop("JOURNEY_EVENT_STORE", None)
     process = subprocess.Popen([sys.executable, "-m", "journey", "ingest-kafka", "--json"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
