@@ -48,3 +48,13 @@ def report(results: dict[str, list[Result]], floor: str, unit: str) -> dict[str,
         peak = max(r["peak_mib"] for r in runs)
         print(f"{name:24} {rates[name]:>12,.0f} {peak:>9,.0f} {rates[name] / rates[floor]:>8.0%}  [{listed}]")
     return rates
+
+
+def emit(result: Result, count: str, peak_kib: float | None = None) -> None:
+    """In a child: add the rate and peak memory (max RSS unless given) and print the JSON."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_mib"] = max(own, peak_kib or 0) / 1024
+    result["rate"] = result[count] / result["seconds"]
+    print(json.dumps(result))

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import resource
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import orjson
-from _harness import interleave, measure, report, work_dir
+from _harness import emit, interleave, measure, report, work_dir
 
 BATCH = 5000
 
@@ -105,10 +103,7 @@ def child(kind: str, source: str, target: str) -> None:
     sampler.start()
     result = (floor if kind == "floor" else journey_ingest)(source, target)
     sampler.stop.set()
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result["peak_mib"] = max(own, sampler.peak) / 1024
-    result["rate"] = result["records"] / result["seconds"]
-    print(json.dumps(result))
+    emit(result, "records", sampler.peak)
 
 
 def reset_postgres(url: str) -> None:

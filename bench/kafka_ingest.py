@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import resource
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
-from _harness import interleave, measure, report, work_dir
+from _harness import emit, interleave, measure, report, work_dir
 
 
 def start_broker() -> tuple[subprocess.Popen[bytes], str]:
@@ -98,10 +94,7 @@ def worker(bootstrap: str, topic: str, target: str) -> dict[str, float]:
 
 
 def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
-    result = (floor if kind == "floor" else worker)(bootstrap, topic, target)
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["rate"] = result["touches"] / result["seconds"]
-    print(json.dumps(result))
+    emit((floor if kind == "floor" else worker)(bootstrap, topic, target), "touches")
 
 
 def main() -> None:

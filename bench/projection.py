@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from _harness import interleave, measure, report, work_dir
+from _harness import emit, interleave, measure, report, work_dir
 
 BATCH = 245_760  # the projector's default (JOURNEY_PROJECTION_BATCH)
 
@@ -76,10 +74,7 @@ def project(store_path: str, target: str) -> dict[str, float]:
 
 
 def child(kind: str, store_path: str, target: str) -> None:
-    result = (floor if kind == "floor" else project)(store_path, target)
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["rate"] = result["events"] / result["seconds"]
-    print(json.dumps(result))
+    emit((floor if kind == "floor" else project)(store_path, target), "events")
 
 
 def main() -> None:
