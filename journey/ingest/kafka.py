@@ -25,7 +25,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from journey.errors import JourneyError
-from journey.ingest.pipeline import IngestSummary, _assemble, check
+from journey.ingest.pipeline import IngestSummary, Ingestor
 from journey.ingest.sources import RawRecord
 from journey.store.event_store import AlreadyTracked, EventStore
 from journey.store.records import Rejection
@@ -71,8 +71,7 @@ class KafkaIngestWorker:
                  max_record_bytes: int = 64 * 1024) -> None:
         self.store = store
         self.settings = settings
-        self.default_region = default_region
-        self.max_record_bytes = max_record_bytes
+        self.validator = Ingestor(store, default_region=default_region, max_record_bytes=max_record_bytes)
         try:
             self.consumer = KafkaConsumer(
                 bootstrap_servers=settings.bootstrap, group_id=settings.group,
@@ -116,8 +115,7 @@ class KafkaIngestWorker:
     def _store(self, tp: TopicPartition, messages: list, summary: IngestSummary) -> None:
         source = f"kafka:{tp.topic}/{tp.partition}"
         records = [RawRecord(source, f"offset {m.offset}", m.value or b"") for m in messages]
-        accepted, rejected = _assemble(records, check([r.raw for r in records], self.default_region,
-                                                      self.max_record_bytes))
+        accepted, rejected = self.validator.validate(records)
         last = messages[-1].offset
         try:
             outcome = self.store.append(accepted, rejected, tracking=Tracking(tracking_name(tp.topic, tp.partition), last))
