@@ -10,10 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from journey.privacy.keys import InMemoryKeyStore, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from journey.store.event_store import EventStore
 from journey.store.postgres import open_postgres
 from journey.store.recorder import InMemoryJourneyRecorder, JourneyRecorder
 from journey.store.sqlite import open_sqlite
+from tests.stores import WRAP, sealed
 
 POSTGRES = os.environ.get("JOURNEY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -35,6 +37,18 @@ def pg_url() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+def make_keys(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> KeyStore:
+    if kind == "memory":
+        return InMemoryKeyStore(WRAP)
+    if kind == "sqlite":
+        keys: KeyStore = SQLiteKeyStore(str(tmp_path / "keys.sqlite"), WRAP)
+    else:
+        url = request.getfixturevalue("pg_url")
+        keys = PostgresKeyStore(url.split("?")[0], url.split("schema=")[1], WRAP)
+    request.addfinalizer(keys.close)
+    return keys
+
+
 def make_recorder(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> JourneyRecorder:
     if kind == "memory":
         return InMemoryJourneyRecorder()
@@ -48,8 +62,9 @@ def make_recorder(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> EventStore:
-    """The event store on each adapter: the same behaviour is expected of all."""
-    return EventStore(make_recorder(request.param, tmp_path, request))
+    """The event store on each adapter, sealing personal fields with a key store of
+    the same kind: the same behaviour is expected of all."""
+    return sealed(make_recorder(request.param, tmp_path, request), make_keys(request.param, tmp_path, request))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import orjson
 from journey.domain.touch import TouchBase, touch_adapter
 
 __all__ = [
+    "CustomerErased",
     "IdentityLinked",
     "IdentityUnlinked",
     "Recorded",
@@ -46,7 +47,18 @@ class Recorded:
     touch: dict[str, Any]
     recorded_at: str
 
-    class_version: ClassVar[int] = 1
+    class_version: ClassVar[int] = 2
+    """v2: personal fields may be sealed (``enc1:...``, see journey.privacy.sealer);
+    a v1 state is a v2 state with nothing sealed, so the upcast changes nothing."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """v1 stored every field in the clear: still a valid v2 state."""
+
+    @property
+    def erased(self) -> bool:
+        """The customer was forgotten: the sealed personal fields are gone for good."""
+        return bool(self.touch.get("erased"))
 
     @property
     def event_id(self) -> str:
@@ -74,10 +86,23 @@ class IdentityUnlinked(Recorded):
     """Earlier links between the identifiers in ``touch['customer']`` were wrong."""
 
 
+@dataclass(frozen=True)
+class CustomerErased(Recorded):
+    """A customer was forgotten: the data keys ``touch['properties']['key_ids']`` are
+    destroyed, so every personal field sealed with them is unreadable from now on.
+    Holds no personal data itself (key ids are random)."""
+
+
+ERASURE = "erasure"
+"""The internal touch type of ``CustomerErased`` (never accepted from producers)."""
+
+
 def recorded_class(touch_type: str) -> type[Recorded]:
     """The stored event class for a touch of this wire type."""
     if touch_type == "identity_link":
         return IdentityLinked
     if touch_type == "identity_unlink":
         return IdentityUnlinked
+    if touch_type == ERASURE:
+        return CustomerErased
     return TouchRecorded

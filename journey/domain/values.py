@@ -26,7 +26,9 @@ __all__ = [
     "CURRENCY_PATTERN",
     "Customer",
     "Day",
+    "IDENTIFIER_KINDS",
     "Money",
+    "PERSONAL_PROPERTIES",
     "Name",
     "Text",
     "Timestamp",
@@ -34,6 +36,10 @@ __all__ = [
 ]
 
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+IDENTIFIER_KINDS = ("customer_id", "phone", "email", "anonymous_id")
+"""A customer's identifier kinds, in priority order (the first present is the primary)."""
+PERSONAL_PROPERTIES = ("text", "name", "notes")
+"""Free-text properties that are personal data: encrypted in the store, never projected."""
 _DECIMAL = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

@@ -18,7 +18,10 @@ import duckdb
 import orjson
 from eventsourcing.utils import get_topic
 
-from journey.domain.events import IdentityLinked, IdentityUnlinked, TouchRecorded
+from journey.domain.values import PERSONAL_PROPERTIES
+from journey.domain.events import CustomerErased, IdentityLinked, IdentityUnlinked, TouchRecorded
+from journey.privacy.keys import KeyStore
+from journey.privacy.sealer import PREFIX
 from journey.projections.pseudonym import Pseudonymiser
 
 __all__ = ["Poison", "load_batch"]
@@ -26,8 +29,9 @@ __all__ = ["Poison", "load_batch"]
 TOUCH = get_topic(TouchRecorded)
 LINK = get_topic(IdentityLinked)
 UNLINK = get_topic(IdentityUnlinked)
+ERASED = get_topic(CustomerErased)
 KNOWN_VERSIONS = {TOUCH: TouchRecorded.class_version, LINK: IdentityLinked.class_version,
-                  UNLINK: IdentityUnlinked.class_version}
+                  UNLINK: IdentityUnlinked.class_version, ERASED: CustomerErased.class_version}
 
 # The envelope is parsed by DuckDB's JSON reader straight into typed columns; the
 # properties object (free-form for custom touches) stays JSON and its common fields
@@ -50,7 +54,7 @@ PROPERTY_FIELDS = [
 _PATHS = "[" + ", ".join(f"'$.{path}'" for _, path in PROPERTY_FIELDS) + "]"
 _PROPERTY_COLUMNS = ",\n    ".join(f"v[{i}] AS {name}" for i, (name, _) in enumerate(PROPERTY_FIELDS, start=1))
 # Free text and names never reach the analytics database (merge-patch nulls remove keys).
-_PRIVATE = '{"text": null, "name": null, "notes": null}'
+_PRIVATE = orjson.dumps(dict.fromkeys(PERSONAL_PROPERTIES)).decode()
 
 _STAGE = f"""
 CREATE OR REPLACE TEMP TABLE parsed AS
@@ -60,6 +64,7 @@ SELECT position, topic,
     event_id, type, activity, channel, source, occurred_at,
     customer.customer_id AS patient_id, customer.phone AS phone, customer.email AS email,
     customer.anonymous_id AS anonymous_id,
+    CASE WHEN starts_with(primary_id, '$prefix') THEN split_part(primary_id, ':', 2) END AS key_id,
     json_merge_patch(properties, '{_PRIVATE}') AS properties,
     {_PROPERTY_COLUMNS}
 FROM (
@@ -67,6 +72,8 @@ FROM (
         s.touch.event_id AS event_id, s.touch.type AS type, s.touch.activity AS activity,
         s.touch.channel AS channel, s.touch.source AS source, s.touch.occurred_at AS occurred_at,
         s.touch.customer AS customer, s.touch.properties AS properties,
+        coalesce(s.touch.customer.customer_id, s.touch.customer.phone, s.touch.customer.email,
+                 s.touch.customer.anonymous_id) AS primary_id,
         json_extract_string(s.touch.properties, {_PATHS}) AS v
     FROM read_json($path, format = 'newline_delimited', columns = {_COLUMNS}, ignore_errors = true)
     WHERE p IS NOT NULL  -- a line DuckDB could not read at all comes back empty
@@ -76,7 +83,7 @@ FROM (
 _POISON = """
 SELECT position, event_id, topic, CASE
     WHEN topic NOT IN ($topics) THEN 'unknown event class ' || topic
-    WHEN class_version <> ($versions)[topic] THEN
+    WHEN class_version > ($versions)[topic] THEN
         'stored as version ' || class_version || ' of ' || topic || ', which has no upcaster here'
     WHEN event_id IS NULL THEN 'no event_id'
     WHEN type IS NULL THEN 'no type'
@@ -91,14 +98,15 @@ FROM parsed
 _INSERT_TOUCHES = """
 INSERT INTO internal.touches
 SELECT p.position, p.event_id, p.type, coalesce(p.activity, p.type), p.channel, p.source,
-    CAST(p.occurred_at AS TIMESTAMPTZ), p.recorded_at, p.patient_id,
+    CAST(p.occurred_at AS TIMESTAMPTZ), p.recorded_at, kc.key,
     kp.key, ke.key, ka.key,
     CAST(coalesce(p.amount, p.total, p.cost) AS DECIMAL(21, 6)),
     coalesce(p.amount_currency, p.total_currency, p.cost_currency),
     coalesce(p.doctor, p.to_doctor), p.administrator, p.branch, p.booking_id, p.visit_id,
     p.campaign, p.direction, p.purpose, TRY_CAST(p.answered AS BOOLEAN), p.outcome, p.status,
-    TRY_CAST(p.rating AS INTEGER), p.properties
+    TRY_CAST(p.rating AS INTEGER), p.properties, p.key_id
 FROM parsed p
+LEFT JOIN pseudonyms kc ON kc.kind = 'customer_id' AND kc.value = p.patient_id
 LEFT JOIN pseudonyms kp ON kp.kind = 'phone' AND kp.value = p.phone
 LEFT JOIN pseudonyms ke ON ke.kind = 'email' AND ke.value = p.email
 LEFT JOIN pseudonyms ka ON ka.kind = 'anonymous_id' AND ka.value = p.anonymous_id
@@ -108,12 +116,37 @@ WHERE p.topic = $topic AND p.position NOT IN (SELECT position FROM poison) AND $
 _INSERT_IDENTITY = """
 INSERT INTO internal.identity_events
 SELECT p.position, p.event_id, CASE WHEN p.topic = $link THEN 'link' ELSE 'unlink' END,
-    p.recorded_at, p.patient_id, kp.key, ke.key, ka.key
+    p.recorded_at, kc.key, kp.key, ke.key, ka.key, p.key_id
 FROM parsed p
+LEFT JOIN pseudonyms kc ON kc.kind = 'customer_id' AND kc.value = p.patient_id
 LEFT JOIN pseudonyms kp ON kp.kind = 'phone' AND kp.value = p.phone
 LEFT JOIN pseudonyms ke ON ke.kind = 'email' AND ke.value = p.email
 LEFT JOIN pseudonyms ka ON ka.kind = 'anonymous_id' AND ka.value = p.anonymous_id
 WHERE p.topic IN ($link, $unlink) AND p.position NOT IN (SELECT position FROM poison) AND $visible
+"""
+
+
+# A forgotten customer (CustomerErased): the identifiers whose keys were destroyed
+# leave every row; the rows whose primary key was destroyed keep only their
+# non-personal facts (type, time, stage inputs, amount) and belong to no journey.
+_ERASE = """
+INSERT INTO internal.erasures
+SELECT position, unnest(CAST(json_extract(properties, '$.key_ids') AS VARCHAR[]))
+FROM parsed p WHERE p.topic = $erased AND p.position NOT IN (SELECT position FROM poison) AND $visible;
+CREATE OR REPLACE TEMP TABLE gone AS
+SELECT s.subject FROM internal.subjects s JOIN internal.erasures e USING (key_id) WHERE e.position >= $first;
+UPDATE internal.touches SET patient_id = NULL WHERE patient_id IN (SELECT subject FROM gone);
+UPDATE internal.touches SET phone_key = NULL WHERE phone_key IN (SELECT subject FROM gone);
+UPDATE internal.touches SET email_key = NULL WHERE email_key IN (SELECT subject FROM gone);
+UPDATE internal.touches SET anonymous_key = NULL WHERE anonymous_key IN (SELECT subject FROM gone);
+DELETE FROM internal.identity_events WHERE key_id IN (SELECT key_id FROM internal.erasures);
+UPDATE internal.touches SET event_id = 'erased', patient_id = NULL, phone_key = NULL, email_key = NULL,
+    anonymous_key = NULL, booking_id = NULL, visit_id = NULL, properties = NULL
+WHERE key_id IN (SELECT key_id FROM internal.erasures)
+  AND (position >= $first OR key_id IN (SELECT key_id FROM internal.erasures WHERE position >= $first))
+  AND event_id <> 'erased';
+DELETE FROM internal.subjects WHERE key_id IN (SELECT key_id FROM internal.erasures);
+DROP TABLE gone;
 """
 
 
@@ -133,13 +166,15 @@ def load_batch(
     lines: str,
     pseudonyms: Pseudonymiser,
     *,
+    keys: KeyStore | None = None,
     as_of: datetime | None = None,
 ) -> tuple[int, list[Poison]]:
     """Insert one batch into the base tables (the caller owns the transaction).
 
     ``lines`` are the recorder's JSON Lines for ``positions``. Returns how many
     events were loaded and the poison events found (not loaded). ``as_of`` loads
-    only events recorded up to that moment.
+    only events recorded up to that moment. ``keys`` maps sealed identifiers to their
+    pseudonyms (a destroyed key: no pseudonym, the customer is forgotten).
     """
     _stage(con, lines)
     unreadable = sorted(set(positions) - {p for (p,) in con.execute("SELECT position FROM parsed").fetchall()})
@@ -151,7 +186,7 @@ def load_batch(
     poison = _unreadable(positions, lines, unreadable)
     poison += [Poison(*row) for row in con.execute("SELECT * FROM poison ORDER BY position").fetchall()]
     poison.sort(key=lambda p: p.position)
-    _pseudonymise(con, pseudonyms)
+    _pseudonymise(con, pseudonyms, keys)
     visible = "TRUE" if as_of is None else "p.recorded_at <= $as_of"
     params = {"as_of": as_of} if as_of is not None else {}
     con.execute(_INSERT_TOUCHES.replace("$topic", f"'{TOUCH}'").replace("$visible", visible), params)
@@ -159,6 +194,10 @@ def load_batch(
                          + visible, params).fetchone()[0]
     con.execute(_INSERT_IDENTITY.replace("$link", f"'{LINK}'").replace("$unlink", f"'{UNLINK}'")
                 .replace("$visible", visible), params)
+    if con.execute(f"SELECT EXISTS (SELECT 1 FROM parsed WHERE topic = '{ERASED}') "
+                   "OR EXISTS (SELECT 1 FROM internal.erasures)").fetchone()[0]:
+        con.execute(_ERASE.replace("$erased", f"'{ERASED}'").replace("$visible", visible)
+                    .replace("$first", str(int(positions[0]))), params)
     con.execute("DROP TABLE parsed; DROP TABLE pseudonyms; DROP TABLE poison")  # raw contacts gone
     return int(loaded), poison
 
@@ -187,20 +226,38 @@ def _stage(con: duckdb.DuckDBPyConnection, lines: str) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", dir=directory, encoding="utf-8") as file:
         file.write(lines)
         file.flush()
-        con.execute(_STAGE.replace("$path", "'" + file.name.replace("'", "''") + "'"))
+        con.execute(_STAGE.replace("$prefix", PREFIX).replace("$path", "'" + file.name.replace("'", "''") + "'"))
 
 
-def _pseudonymise(con: duckdb.DuckDBPyConnection, pseudonyms: Pseudonymiser) -> None:
+def _pseudonymise(con: duckdb.DuckDBPyConnection, pseudonyms: Pseudonymiser, keys: KeyStore | None) -> None:
+    """Keyed pseudonyms for the batch's distinct identifiers. A sealed identifier's
+    pseudonym comes from its key's row (no decryption); a plain one (stored before
+    sealing, or without a key store) is hashed here."""
     values = con.execute(
-        "SELECT DISTINCT kind, value FROM (SELECT 'phone' AS kind, phone AS value FROM parsed "
+        "SELECT DISTINCT kind, value FROM (SELECT 'customer_id' AS kind, patient_id AS value FROM parsed "
+        "UNION ALL SELECT 'phone', phone FROM parsed "
         "UNION ALL SELECT 'email', email FROM parsed "
         "UNION ALL SELECT 'anonymous_id', anonymous_id FROM parsed) WHERE value IS NOT NULL"
     ).fetchall()
-    kinds = [k for k, _ in values]
-    raw = [v for _, v in values]
-    keys = [pseudonyms.key(k, v) for k, v in values]
+    sealed = {v.split(":", 2)[1] for _, v in values if v.startswith(PREFIX)}
+    subjects = keys.subjects(sealed) if (sealed and keys is not None) else {}
+    kinds, raw, found = [], [], []
+    for kind, value in values:
+        if value.startswith(PREFIX):
+            key = subjects.get(value.split(":", 2)[1])
+        else:
+            key = pseudonyms.key(kind, value)
+        kinds.append(kind)
+        raw.append(value)
+        found.append(key)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE pseudonyms AS "
         "SELECT unnest($1) AS kind, unnest($2) AS value, unnest($3) AS key",
-        [kinds, raw, keys],
+        [kinds, raw, found],
     )
+    if subjects:
+        con.execute(
+            "INSERT INTO internal.subjects SELECT k, s FROM (SELECT unnest($1) AS k, unnest($2) AS s) "
+            "WHERE k NOT IN (SELECT key_id FROM internal.subjects)",
+            [list(subjects), list(subjects.values())],
+        )

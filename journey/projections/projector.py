@@ -58,6 +58,7 @@ class Projector:
         self.store = store
         self.path = path
         self.pseudonyms = pseudonyms
+        self.keys = store.sealer.keys if store.sealer is not None else None
         self.batch_size = batch_size
         self.as_of = as_of
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,8 @@ class Projector:
                 break
             self.con.begin()
             try:
-                loaded, poison = load_batch(self.con, positions, lines, self.pseudonyms, as_of=self.as_of)
+                loaded, poison = load_batch(self.con, positions, lines, self.pseudonyms, keys=self.keys,
+                                            as_of=self.as_of)
                 if poison and not dead_letter:
                     first = poison[0]
                     raise ProjectionError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["ANALYST_TABLES", "BASE_DDL", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ANALYST_TABLES = (
     "touchpoints",
@@ -51,7 +51,8 @@ BASE_DDL = [
         outcome VARCHAR,
         status VARCHAR,
         rating INTEGER,
-        properties JSON
+        properties JSON,
+        key_id VARCHAR
     )""",
     """CREATE TABLE IF NOT EXISTS internal.identity_events (
         position BIGINT NOT NULL,
@@ -61,8 +62,12 @@ BASE_DDL = [
         patient_id VARCHAR,
         phone_key VARCHAR,
         email_key VARCHAR,
-        anonymous_key VARCHAR
+        anonymous_key VARCHAR,
+        key_id VARCHAR
     )""",
+    # key id -> pseudonym of the identifiers sealed with it (to forget them on erasure)
+    "CREATE TABLE IF NOT EXISTS internal.subjects (key_id VARCHAR PRIMARY KEY, subject VARCHAR NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS internal.erasures (position BIGINT NOT NULL, key_id VARCHAR NOT NULL)",
     """CREATE TABLE IF NOT EXISTS internal.meta (
         key VARCHAR PRIMARY KEY,
         value VARCHAR

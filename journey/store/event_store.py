@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
@@ -21,6 +21,9 @@ from journey.errors import EventStoreError
 from journey.store.recorder import JourneyRecorder
 from journey.store.records import QuarantineEntry, Rejection
 from journey.store.mapper import JourneyMapper
+
+if TYPE_CHECKING:
+    from journey.privacy.sealer import Sealer
 
 __all__ = ["AlreadyTracked", "AppendOutcome", "EventStore", "Submission"]
 
@@ -63,9 +66,14 @@ class AppendOutcome:
 class EventStore:
     """Appends batches atomically and reads them back in store order."""
 
-    def __init__(self, recorder: JourneyRecorder) -> None:
+    def __init__(self, recorder: JourneyRecorder, sealer: Sealer | None = None) -> None:
         self.recorder = recorder
-        self.mapper = JourneyMapper()
+        self.mapper = JourneyMapper(sealer)
+
+    @property
+    def sealer(self) -> Sealer | None:
+        """Encrypts personal fields with per-customer keys (None: in the clear)."""
+        return self.mapper.sealer
 
     def append(
         self,
@@ -133,7 +141,8 @@ class EventStore:
                 fresh.append(submission)
                 continue
             known = self.to_event(existing).touch
-            if known == orjson.loads(submission.content):
+            if known.get("erased") or known == orjson.loads(submission.content):
+                # a replay of a forgotten customer's touch is not learned again
                 duplicates += 1
             else:
                 conflicts.append(_conflict(submission, known))
@@ -145,6 +154,8 @@ class EventStore:
     def read(self, start: int = 1, *, batch: int = 10_000, stop: int | None = None) -> Iterator[tuple[int, Recorded]]:
         """Every stored event from position ``start`` on, in store order."""
         while True:
+            if self.sealer is not None:
+                self.sealer.refresh()
             notifications = self.recorder.select_notifications(start, batch, stop=stop)
             for notification in notifications:
                 yield notification.id, self.to_event(notification)
@@ -154,6 +165,8 @@ class EventStore:
 
     def get(self, event_id: str) -> Recorded | None:
         """The stored event of a producer ``event_id``, if any."""
+        if self.sealer is not None:
+            self.sealer.refresh()
         found = self.recorder.select_streams([stream_id(event_id)])
         return self.to_event(found[stream_id(event_id)]) if found else None
 

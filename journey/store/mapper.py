@@ -4,15 +4,19 @@ fast JSON transcoder (orjson) and a write path that splices the touch's JSON byt
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from journey.domain.events import Recorded, recorded_class, stream_id
+
+if TYPE_CHECKING:
+    from journey.privacy.sealer import Sealer
 
 __all__ = ["JourneyMapper", "OrjsonTranscoder"]
 
@@ -40,9 +44,11 @@ class JourneyMapper(Mapper[str]):
     Stored state: ``{"touch": {...}, "recorded_at": "..."[, "class_version": N]}``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sealer: Sealer | None = None) -> None:
         super().__init__(transcoder=OrjsonTranscoder())
         self._topics: dict[type, str] = {}
+        self.sealer = sealer
+        """Seals personal fields with per-customer keys (None: stored in the clear)."""
 
     def stored(self, cls: type[Recorded], stream: str, touch_json: bytes, recorded_at: str) -> StoredEvent:
         """The stored event of a touch given as canonical JSON bytes."""
@@ -55,6 +61,10 @@ class JourneyMapper(Mapper[str]):
         """Stored events of ``(type, event_id, touch JSON)`` triples, all recorded at once.
 
         The batch form of ``stored``: the ingest hot path, so lookups are hoisted."""
+        if self.sealer is not None:
+            touches = list(touches)
+            sealed = self.sealer.seal_all([t[2] for t in touches])
+            touches = [(t[0], t[1], s) for t, s in zip(touches, sealed)]
         at = recorded_at.encode()
         heads: dict[str, tuple[str, bytes]] = {}
         out = []
@@ -75,10 +85,19 @@ class JourneyMapper(Mapper[str]):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if not isinstance(domain_event, Recorded):
             return super().to_stored_event(domain_event)
-        return self.stored(
-            type(domain_event), domain_event.originator_id,
-            orjson.dumps(domain_event.touch, default=_default), domain_event.recorded_at,
-        )
+        touch = orjson.dumps(domain_event.touch, default=_default)
+        if self.sealer is not None:
+            touch = self.sealer.seal_all([touch])[0]
+        return self.stored(type(domain_event), domain_event.originator_id, touch, domain_event.recorded_at)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """The library's decoding (upcasting included), then the sealed fields opened."""
+        event = super().to_domain_event(stored_event)
+        if self.sealer is not None and isinstance(event, Recorded):
+            touch = self.sealer.unseal(event.touch)
+            if touch is not event.touch:
+                event = replace(event, touch=touch)
+        return event
 
     def _seal(self, state: bytes) -> bytes:
         if self.compressor:

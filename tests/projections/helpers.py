@@ -10,11 +10,12 @@ import duckdb
 
 from journey.domain.touch import parse_touch
 from journey.projections.projector import Projector
-from journey.projections.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore, Submission
 from tests.touches import raw
 
-PSEUDONYMS = Pseudonymiser(b"test-secret-0123456789abcdef")
+from tests.stores import PSEUDONYMS
+
+__all__ = ["PSEUDONYMS", "analyst_view", "append", "project", "rows"]
 
 
 def append(store: EventStore, *records: dict[str, Any], recorded_at: datetime | None = None) -> None:

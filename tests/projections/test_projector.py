@@ -35,9 +35,10 @@ def journey_of(anonymous: str, phone: str, patient: str, start: int = 0) -> list
 def test_every_touch_lands_once_with_its_journey_order(store: EventStore, tmp_path: Path) -> None:
     append(store, *journey_of("a1", "+79161110001", "P-1"))
     con = project(store, tmp_path / "p.duckdb").con
+    p1 = PSEUDONYMS.key("customer_id", "P-1")
     assert rows(con, "SELECT activity, seq, customer_id, stage FROM touchpoints ORDER BY seq") == [
-        ("ad_click", 1, "P-1", "awareness"), ("call", 2, "P-1", "contact"),
-        ("booking", 3, "P-1", "booking"), ("visit", 4, "P-1", "first_visit")]
+        ("ad_click", 1, p1, "awareness"), ("call", 2, p1, "contact"),
+        ("booking", 3, p1, "booking"), ("visit", 4, p1, "first_visit")]
     assert rows(con, "SELECT position, events, derived_position FROM projection_status") == [(4, 4, 4)]
 
 
@@ -49,7 +50,8 @@ def test_identity_merge_reaches_back_to_earlier_touches(store: EventStore, tmp_p
     append(store, *rest)
     projector.catch_up()
     projector.derive()
-    assert rows(projector.con, "SELECT DISTINCT customer_id FROM touchpoints") == [("P-1",)]
+    assert rows(projector.con, "SELECT DISTINCT customer_id FROM touchpoints") == [
+        (PSEUDONYMS.key("customer_id", "P-1"),)]
 
 
 def test_a_late_event_lands_in_its_place(store: EventStore, tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def events(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 def pseudonymous(customer: dict[str, str]) -> list[tuple[str, str]]:
     ids = Customer.model_validate(customer).identifiers()
-    return [(k, v if k == "customer_id" else PSEUDONYMS.key(k, v)) for k, v in ids]
+    return [(k, PSEUDONYMS.key(k, v)) for k, v in ids]
 
 
 def recompute(stored: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,280 @@
+"""The key store: one data key per customer identifier, kept apart from the events.
+
+Crypto-shredding: a customer's personal fields in stored events are encrypted with
+the keys of their identifiers; destroying those keys makes the stored bytes
+unreadable while the events themselves (append-only) stay. Each row holds:
+
+* ``subject``: the identifier's keyed pseudonym (the same HMAC the projections use,
+  so an export can go from an analyst's pseudonym to contact data, and nothing else);
+* ``key_id``: a random name written next to every ciphertext made with the key;
+* ``wrapped``: the data key, encrypted with the master key (AES-GCM), so a copy of
+  the key store alone decrypts nothing;
+* ``sealed``: the identifier itself encrypted with its own data key (for exports).
+
+Destroying a key deletes its row: the subject, the key and the sealed value go.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+
+__all__ = [
+    "DataKey",
+    "InMemoryKeyStore",
+    "KeyStore",
+    "KeyWrap",
+    "PostgresKeyStore",
+    "SQLiteKeyStore",
+    "Subject",
+]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """An identifier a key is made for: its pseudonym, kind and value."""
+
+    pseudonym: str
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A customer identifier's data key (AES-SIV, 512 bits)."""
+
+    key_id: str
+    subject: str
+    kind: str
+    secret: bytes
+
+    @cached_property
+    def cipher(self) -> AESSIV:
+        return AESSIV(self.secret)
+
+
+class KeyWrap:
+    """Wraps data keys with the master key (AES-GCM, the key id as associated data)."""
+
+    def __init__(self, master: bytes) -> None:
+        if len(master) != 32:
+            raise ValueError("the master key must be 32 bytes")
+        self._aead = AESGCM(master)
+
+    def wrap(self, key_id: str, secret: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, secret, key_id.encode())
+
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        return self._aead.decrypt(wrapped[:12], wrapped[12:], key_id.encode())
+
+
+class KeyStore(ABC):
+    """The port. Adapters store wrapped keys; this class does the cryptography."""
+
+    def __init__(self, wrap: KeyWrap) -> None:
+        self._wrap = wrap
+
+    def keys_for(self, subjects: Iterable[Subject]) -> dict[str, DataKey]:
+        """The data key of each subject (by pseudonym), made and stored if new.
+
+        Safe with concurrent writers: a key another process made first wins."""
+        wanted = {s.pseudonym: s for s in subjects}
+        found = self._by_subject(list(wanted))
+        missing = [s for p, s in wanted.items() if p not in found]
+        if missing:
+            rows = []
+            for subject in missing:
+                key_id, secret = secrets.token_hex(8), AESSIV.generate_key(512)
+                sealed = AESSIV(secret).encrypt(subject.value.encode(), [subject.kind.encode()])
+                rows.append((subject.pseudonym, subject.kind, key_id,
+                             self._wrap.wrap(key_id, secret), sealed))
+            self._insert(rows)
+            found.update(self._by_subject([s.pseudonym for s in missing]))
+        return found
+
+    def keys(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
+        """The existing keys among ``key_ids`` (a destroyed key is simply absent)."""
+        return {k.key_id: k for k in self._unwrap(self._select("key_id", list(set(key_ids))))}
+
+    def subjects(self, key_ids: Iterable[str]) -> dict[str, str]:
+        """Key id -> the pseudonym of its identifier, for the keys that still exist."""
+        return {row[2]: row[0] for row in self._select("key_id", list(set(key_ids)))}
+
+    def contact(self, pseudonyms: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Pseudonym -> (kind, identifier) for the subjects whose key still exists."""
+        rows = self._select("subject", list(set(pseudonyms)))
+        return {key.subject: (key.kind, key.cipher.decrypt(bytes(row[4]), [key.kind.encode()]).decode())
+                for row, key in zip(rows, self._unwrap(rows))}
+
+    def destroy(self, pseudonyms: Iterable[str]) -> list[str]:
+        """Destroy the keys of these subjects; returns the destroyed key ids."""
+        return self._delete(list(set(pseudonyms)))
+
+    def _by_subject(self, pseudonyms: list[str]) -> dict[str, DataKey]:
+        return {k.subject: k for k in self._unwrap(self._select("subject", pseudonyms))}
+
+    def _unwrap(self, rows: Sequence[tuple]) -> list[DataKey]:
+        return [DataKey(key_id, subject, kind, self._wrap.unwrap(key_id, bytes(wrapped)))
+                for subject, kind, key_id, wrapped, _sealed in rows]
+
+    @abstractmethod
+    def _select(self, column: str, values: list[str]) -> list[tuple]:
+        """Rows ``(subject, kind, key_id, wrapped, sealed)`` whose ``column`` is in ``values``."""
+
+    @abstractmethod
+    def _insert(self, rows: list[tuple]) -> None:
+        """Insert rows, ignoring subjects that exist already."""
+
+    @abstractmethod
+    def _delete(self, pseudonyms: list[str]) -> list[str]:
+        """Delete the subjects' rows; return their key ids."""
+
+    @abstractmethod
+    def generation(self) -> int:
+        """A number that grows whenever keys are destroyed (to invalidate caches)."""
+
+    def close(self) -> None:
+        """Release the connection, if any."""
+
+
+class InMemoryKeyStore(KeyStore):
+    def __init__(self, wrap: KeyWrap) -> None:
+        super().__init__(wrap)
+        self._rows: dict[str, tuple] = {}
+        self._destroyed = 0
+
+    def _select(self, column: str, values: list[str]) -> list[tuple]:
+        index = 0 if column == "subject" else 2
+        wanted = set(values)
+        return [row for row in self._rows.values() if row[index] in wanted]
+
+    def _insert(self, rows: list[tuple]) -> None:
+        for row in rows:
+            self._rows.setdefault(row[0], row)
+
+    def _delete(self, pseudonyms: list[str]) -> list[str]:
+        gone = [self._rows.pop(p)[2] for p in pseudonyms if p in self._rows]
+        self._destroyed += len(gone)
+        return gone
+
+    def generation(self) -> int:
+        return self._destroyed
+
+
+_CHUNK = 500
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+class SQLiteKeyStore(KeyStore):
+    """The embedded default: its own file (0600), apart from the event store."""
+
+    def __init__(self, path: str, wrap: KeyWrap) -> None:
+        super().__init__(wrap)
+        if path != ":memory:" and not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self._con = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS journey_keys (subject TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            "key_id TEXT NOT NULL UNIQUE, wrapped BLOB NOT NULL, sealed BLOB NOT NULL, created_at TEXT NOT NULL)"
+        )
+        self._con.execute("CREATE TABLE IF NOT EXISTS journey_key_erasures (destroyed INTEGER NOT NULL)")
+
+    def _select(self, column: str, values: list[str]) -> list[tuple]:
+        out: list[tuple] = []
+        with self._lock:
+            for chunk in _chunks(values):
+                out += self._con.execute(
+                    f"SELECT subject, kind, key_id, wrapped, sealed FROM journey_keys "  # noqa: S608 column is ours
+                    f"WHERE {column} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return out
+
+    def _insert(self, rows: list[tuple]) -> None:
+        now = datetime.now(timezone.utc).isoformat()
+        with self._lock:
+            self._con.executemany(
+                "INSERT OR IGNORE INTO journey_keys VALUES (?, ?, ?, ?, ?, ?)", [(*r, now) for r in rows])
+
+    def _delete(self, pseudonyms: list[str]) -> list[str]:
+        gone: list[str] = []
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            for chunk in _chunks(pseudonyms):
+                gone += [r[0] for r in self._con.execute(
+                    f"DELETE FROM journey_keys WHERE subject IN ({','.join('?' * len(chunk))}) RETURNING key_id",
+                    chunk).fetchall()]
+            self._con.execute("INSERT INTO journey_key_erasures VALUES (?)", (len(gone),))
+            self._con.execute("COMMIT")
+        return gone
+
+    def generation(self) -> int:
+        with self._lock:
+            return int(self._con.execute("SELECT count(*) FROM journey_key_erasures").fetchone()[0])
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class PostgresKeyStore(KeyStore):
+    """Keys in their own schema of a PostgreSQL database (shared by ingest workers)."""
+
+    def __init__(self, url: str, schema: str, wrap: KeyWrap) -> None:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        super().__init__(wrap)
+        self._con = psycopg.connect(url, autocommit=True)
+        self._lock = threading.Lock()
+        s = Identifier(schema)
+        self._keys = SQL("{0}.journey_keys").format(s)
+        self._erasures = SQL("{0}.journey_key_erasures").format(s)
+        self._sql = SQL
+        self._con.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(s))
+        self._con.execute(SQL(
+            "CREATE TABLE IF NOT EXISTS {0} (subject text PRIMARY KEY, kind text NOT NULL, "
+            "key_id text NOT NULL UNIQUE, wrapped bytea NOT NULL, sealed bytea NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now())").format(self._keys))
+        self._con.execute(SQL("CREATE TABLE IF NOT EXISTS {0} (destroyed integer NOT NULL)").format(self._erasures))
+
+    def _select(self, column: str, values: list[str]) -> list[tuple]:
+        from psycopg.sql import Identifier
+
+        query = self._sql("SELECT subject, kind, key_id, wrapped, sealed FROM {0} WHERE {1} = ANY(%s)")
+        with self._lock:
+            return self._con.execute(query.format(self._keys, Identifier(column)), (values,)).fetchall()
+
+    def _insert(self, rows: list[tuple]) -> None:
+        query = self._sql("INSERT INTO {0} (subject, kind, key_id, wrapped, sealed) VALUES (%s, %s, %s, %s, %s) "
+                          "ON CONFLICT (subject) DO NOTHING").format(self._keys)
+        with self._lock, self._con.cursor() as cur:
+            cur.executemany(query, rows)
+
+    def _delete(self, pseudonyms: list[str]) -> list[str]:
+        with self._lock, self._con.transaction():
+            gone = [r[0] for r in self._con.execute(
+                self._sql("DELETE FROM {0} WHERE subject = ANY(%s) RETURNING key_id").format(self._keys),
+                (pseudonyms,)).fetchall()]
+            self._con.execute(self._sql("INSERT INTO {0} VALUES (%s)").format(self._erasures), (len(gone),))
+        return gone
+
+    def generation(self) -> int:
+        with self._lock:
+            return int(self._con.execute(self._sql("SELECT count(*) FROM {0}").format(self._erasures)).fetchone()[0])
+
+    def close(self) -> None:
+        self._con.close()

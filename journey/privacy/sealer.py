@@ -1,0 +1,148 @@
+"""Sealing the personal fields of a touch with its customer's data keys.
+
+In a stored touch, each identifier (``customer.customer_id|phone|email|anonymous_id``)
+is encrypted with the key of that identifier, and the free-text properties (``text``,
+``name``, ``notes``) with the key of the touch's first identifier (its *primary*
+key). A sealed value is the string ``enc1:<key_id>:<base64 AES-SIV ciphertext>``, so
+the stored JSON keeps its shape and the projector reads the key id without
+decrypting. AES-SIV is deterministic: the same identifier under the same key always
+seals to the same string, which keeps repeated identifiers cheap to seal and to map.
+
+Everything else (type, times, channel, doctor, amounts...) stays readable: those are
+the non-personal facts that aggregates keep after a customer is forgotten.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+
+from journey.domain.values import IDENTIFIER_KINDS, PERSONAL_PROPERTIES
+from journey.privacy.keys import DataKey, KeyStore, Subject
+
+__all__ = ["PREFIX", "Sealer", "key_id_of"]
+
+PREFIX = "enc1:"
+_FREE_TEXT = b"free-text"
+
+
+def key_id_of(value: str) -> str | None:
+    """The key id a sealed value names, or None for a plain value."""
+    return value.split(":", 2)[1] if value.startswith(PREFIX) else None
+
+
+class Sealer:
+    """Seals touches on the way into the event store and unseals them on the way out."""
+
+    def __init__(self, keys: KeyStore, pseudonym: Any) -> None:
+        self.keys = keys
+        self._pseudonym = pseudonym  # (kind, value) -> keyed pseudonym (Pseudonymiser.key)
+        self._cache: dict[str, DataKey] = {}
+        self._by_id: dict[str, DataKey | None] = {}
+        self._generation = keys.generation()
+        self._unseal_value = lru_cache(maxsize=200_000)(self._open)
+
+    def seal_all(self, touches: Iterable[bytes]) -> list[bytes]:
+        """Canonical touch JSON in, stored touch JSON (personal fields sealed) out."""
+        parsed = [orjson.loads(t) for t in touches]
+        self.refresh()
+        subjects = {}
+        for touch in parsed:
+            for kind, value in _identifiers(touch):
+                pseudonym = self._pseudonym(kind, value)
+                if pseudonym not in self._cache:
+                    subjects[pseudonym] = Subject(pseudonym, kind, value)
+        if subjects:
+            self._cache.update(self.keys.keys_for(subjects.values()))
+        return [orjson.dumps(self._seal(touch)) for touch in parsed]
+
+    def _seal(self, touch: dict[str, Any]) -> dict[str, Any]:
+        customer = touch.get("customer")
+        if not customer:
+            return touch
+        primary = None
+        sealed = {}
+        for kind, value in customer.items():
+            key = self._cache[self._pseudonym(kind, value)]
+            primary = primary or key
+            sealed[kind] = _seal_text(key, value, kind.encode())
+        touch["customer"] = sealed
+        properties = touch.get("properties")
+        if properties and primary is not None:
+            for name in PERSONAL_PROPERTIES:
+                if isinstance(properties.get(name), str):
+                    properties[name] = _seal_text(primary, properties[name], _FREE_TEXT)
+        return touch
+
+    def unseal(self, touch: dict[str, Any]) -> dict[str, Any]:
+        """The touch with its sealed values decrypted. A value whose key was destroyed
+        is left out, and the touch gets ``"erased": true``."""
+        customer = touch.get("customer")
+        if not customer or not any(isinstance(v, str) and v.startswith(PREFIX) for v in customer.values()):
+            return touch
+        erased = False
+        opened: dict[str, Any] = {}
+        for kind, value in customer.items():
+            plain = self._unseal_value(value, kind)
+            if plain is None:
+                erased = True
+            else:
+                opened[kind] = plain
+        touch = {**touch, "customer": opened}
+        properties = touch.get("properties")
+        if properties:
+            properties = dict(properties)
+            for name in PERSONAL_PROPERTIES:
+                value = properties.get(name)
+                if isinstance(value, str) and value.startswith(PREFIX):
+                    plain = self._unseal_value(value, "")
+                    if plain is None:
+                        del properties[name]
+                        erased = True
+                    else:
+                        properties[name] = plain
+            touch["properties"] = properties
+        if erased:
+            touch["erased"] = True
+        return touch
+
+    def _open(self, value: str, kind: str) -> str | None:
+        if not value.startswith(PREFIX):
+            return value
+        _, key_id, data = value.split(":", 2)
+        key = self._key(key_id)
+        if key is None:
+            return None
+        try:
+            return key.cipher.decrypt(base64.b64decode(data), [kind.encode() if kind else _FREE_TEXT]).decode()
+        except InvalidTag:
+            return None
+
+    def _key(self, key_id: str) -> DataKey | None:
+        if key_id not in self._by_id:
+            self._by_id[key_id] = self.keys.keys([key_id]).get(key_id)
+        return self._by_id[key_id]
+
+    def refresh(self) -> None:
+        """Forget cached keys when keys were destroyed since (another process may have)."""
+        generation = self.keys.generation()
+        if generation != self._generation:
+            self._cache.clear()
+            self._by_id.clear()
+            self._unseal_value.cache_clear()
+            self._generation = generation
+
+
+def _identifiers(touch: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    customer = touch.get("customer") or {}
+    return ((kind, value) for kind, value in customer.items() if kind in IDENTIFIER_KINDS and isinstance(value, str))
+
+
+def _seal_text(key: DataKey, value: str, associated: bytes) -> str:
+    data = base64.b64encode(key.cipher.encrypt(value.encode(), [associated])).decode()
+    return f"{PREFIX}{key.key_id}:{data}"
