@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from eventsourcing.persistence import OperationalError, InterfaceError
@@ -12,12 +14,14 @@ from eventsourcing.persistence import OperationalError, InterfaceError
 from journey.config import Settings
 from journey.errors import ConfigurationError, EventStoreError
 from journey.ingest.pipeline import Ingestor
+from journey.privacy.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
+from journey.privacy.sealer import Sealer
 from journey.projections.operations import ProjectionPaths
 from journey.projections.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 
-__all__ = ["open_event_store", "open_ingestor", "open_pseudonymiser", "open_recorder", "projection_paths"]
+__all__ = ["open_event_store", "open_key_store", "open_ingestor", "open_pseudonymiser", "open_recorder", "projection_paths"]
 
 
 def open_recorder(settings: Settings) -> JourneyRecorder:
@@ -46,8 +50,34 @@ def open_recorder(settings: Settings) -> JourneyRecorder:
         ) from None
 
 
+def open_key_store(settings: Settings) -> KeyStore:
+    """The per-customer data keys, wrapped with the master key."""
+    wrap = KeyWrap(_master_key(settings))
+    url = settings.key_store_url
+    if url.startswith("postgres"):
+        from journey.store.postgres import redact
+
+        base, _, query = url.partition("?")
+        schema = query.removeprefix("schema=") if query.startswith("schema=") else "journey_keys"
+        try:
+            return PostgresKeyStore(base, schema, wrap)
+        except Exception as error:  # psycopg's errors: connection, permission
+            raise EventStoreError(
+                f"cannot open the key store at {redact(url)}: {str(error).splitlines()[0]}; "
+                "check JOURNEY_KEY_STORE and that the server runs"
+            ) from None
+    path = Path(url.removeprefix("sqlite:///"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteKeyStore(str(path), wrap)
+    except (OSError, sqlite3.Error) as error:
+        raise EventStoreError(f"cannot open the key store at {path}: {error}; check JOURNEY_KEY_STORE") from None
+
+
 def open_event_store(settings: Settings) -> EventStore:
-    return EventStore(open_recorder(settings))
+    """The event store, sealing personal fields with the key store's data keys."""
+    recorder = open_recorder(settings)
+    return EventStore(recorder, Sealer(open_key_store(settings), open_pseudonymiser(settings).key))
 
 
 def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:
@@ -71,18 +101,34 @@ def open_pseudonymiser(settings: Settings) -> Pseudonymiser:
     if settings.hmac_secret is not None:
         secret = settings.hmac_secret.encode()
     else:
-        secret = _secret_file(settings.hmac_secret_file)
+        secret = _secret_file(settings.hmac_secret_file, lambda: secrets.token_hex(32))
     if len(secret) < 16:
         raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
     return Pseudonymiser(secret)
 
 
-def _secret_file(path: Path) -> bytes:
+def _master_key(settings: Settings) -> bytes:
+    """The master key: 32 bytes given as 64 hex digits, from the environment or a 0600 file."""
+    if settings.master_key is not None:
+        text, where = settings.master_key, "JOURNEY_MASTER_KEY"
+    else:
+        text, where = _secret_file(settings.master_key_file, lambda: secrets.token_hex(32)).decode(), str(
+            settings.master_key_file)
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigurationError(f"the master key in {where} must be 64 hex digits (32 bytes)")
+    return key
+
+
+def _secret_file(path: Path, make: Callable[[], str]) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(32))
+            file.write(make())
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigurationError(

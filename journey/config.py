@@ -32,6 +32,18 @@ def _memory(text: str) -> str:
     return text.strip()
 
 
+def _key_store(text: str | None, events: str, home: Path) -> str:
+    if text:
+        if not text.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigurationError(
+                f"JOURNEY_KEY_STORE must start with sqlite:/// or postgresql:// (got {text.split('://')[0]!r}://...)"
+            )
+        return text
+    if events.startswith("postgres"):
+        return events.split("?")[0] + "?schema=journey_keys"
+    return f"sqlite:///{home / 'keys.sqlite'}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """What journey is configured with. Every field has an environment variable.
@@ -58,6 +70,13 @@ class Settings:
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
+    - ``JOURNEY_KEY_STORE``: where the per-customer data keys live, apart from the events:
+      ``sqlite:///PATH`` or ``postgresql://...[?schema=NAME]``; unset means
+      ``$JOURNEY_HOME/keys.sqlite`` beside a SQLite event store, or schema ``journey_keys``
+      of the PostgreSQL event store's database
+    - ``JOURNEY_MASTER_KEY``: 64 hex digits wrapping the data keys; unset means the file
+      ``JOURNEY_MASTER_KEY_FILE`` (default ``$JOURNEY_HOME/master.key``, created with mode
+      0600 on first use)
     """
 
     home: Path
@@ -76,6 +95,9 @@ class Settings:
     kafka_group: str = "journey-ingest"
     hmac_secret: str | None = field(default=None, repr=False)
     hmac_secret_file: Path = Path(".journey/hmac.key")
+    key_store_url: str = field(default="sqlite:///.journey/keys.sqlite", repr=False)
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: Path = Path(".journey/master.key")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +131,9 @@ class Settings:
             kafka_group=env.get("JOURNEY_KAFKA_GROUP") or "journey-ingest",
             hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
             hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
+            key_store_url=_key_store(env.get("JOURNEY_KEY_STORE"), url, home),
+            master_key=env.get("JOURNEY_MASTER_KEY") or None,
+            master_key_file=Path(env.get("JOURNEY_MASTER_KEY_FILE") or home / "master.key"),
         )
 
     @property

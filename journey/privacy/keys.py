@@ -106,6 +106,10 @@ class KeyStore(ABC):
         """The existing keys among ``key_ids`` (a destroyed key is simply absent)."""
         return {k.key_id: k for k in self._unwrap(self._select("key_id", list(set(key_ids))))}
 
+    def key_ids(self, pseudonyms: Iterable[str]) -> dict[str, str]:
+        """Pseudonym -> key id, for the subjects that have a key (nothing is made)."""
+        return {row[0]: row[2] for row in self._select("subject", list(set(pseudonyms)))}
+
     def subjects(self, key_ids: Iterable[str]) -> dict[str, str]:
         """Key id -> the pseudonym of its identifier, for the keys that still exist."""
         return {row[2]: row[0] for row in self._select("key_id", list(set(key_ids)))}
@@ -188,7 +192,8 @@ class SQLiteKeyStore(KeyStore):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._con = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA secure_delete=ON")  # a destroyed key is overwritten, not just unlinked
+        self._con.execute("PRAGMA journal_mode=DELETE")  # no WAL copy of a key outliving its row
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS journey_keys (subject TEXT PRIMARY KEY, kind TEXT NOT NULL, "
             "key_id TEXT NOT NULL UNIQUE, wrapped BLOB NOT NULL, sealed BLOB NOT NULL, created_at TEXT NOT NULL)"
@@ -270,6 +275,8 @@ class PostgresKeyStore(KeyStore):
                 self._sql("DELETE FROM {0} WHERE subject = ANY(%s) RETURNING key_id").format(self._keys),
                 (pseudonyms,)).fetchall()]
             self._con.execute(self._sql("INSERT INTO {0} VALUES (%s)").format(self._erasures), (len(gone),))
+        with self._lock:
+            self._con.execute(self._sql("VACUUM {0}").format(self._keys))  # dead tuples go now, not later
         return gone
 
     def generation(self) -> int:

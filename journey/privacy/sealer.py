@@ -41,7 +41,8 @@ class Sealer:
 
     def __init__(self, keys: KeyStore, pseudonym: Any) -> None:
         self.keys = keys
-        self._pseudonym = pseudonym  # (kind, value) -> keyed pseudonym (Pseudonymiser.key)
+        self.pseudonym = pseudonym
+        """``(kind, value) -> keyed pseudonym`` (``Pseudonymiser.key``): names keys."""
         self._cache: dict[str, DataKey] = {}
         self._by_id: dict[str, DataKey | None] = {}
         self._generation = keys.generation()
@@ -54,7 +55,7 @@ class Sealer:
         subjects = {}
         for touch in parsed:
             for kind, value in _identifiers(touch):
-                pseudonym = self._pseudonym(kind, value)
+                pseudonym = self.pseudonym(kind, value)
                 if pseudonym not in self._cache:
                     subjects[pseudonym] = Subject(pseudonym, kind, value)
         if subjects:
@@ -68,7 +69,7 @@ class Sealer:
         primary = None
         sealed = {}
         for kind, value in customer.items():
-            key = self._cache[self._pseudonym(kind, value)]
+            key = self._cache[self.pseudonym(kind, value)]
             primary = primary or key
             sealed[kind] = _seal_text(key, value, kind.encode())
         touch["customer"] = sealed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from journey.domain.events import IdentityUnlinked
 from journey.domain.identity import IdentityMap, IdentityResolver
 from journey.domain.values import Customer
@@ -10,10 +12,13 @@ from journey.store.event_store import EventStore
 __all__ = ["identity_map"]
 
 
-def identity_map(store: EventStore, *, upto: int | None = None) -> IdentityMap:
+def identity_map(store: EventStore, *, upto: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> IdentityMap:
     """Resolve identities from every event up to position ``upto`` (all by default)."""
     resolver = IdentityResolver()
-    for _position, event in store.read(stop=upto):
+    for position, event in store.read(stop=upto):
+        if progress and position % 10_000 == 0:
+            progress(10_000)
         customer = event.touch.get("customer")
         if not customer:
             continue

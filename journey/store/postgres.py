@@ -15,7 +15,7 @@ from psycopg.sql import SQL, Identifier
 
 from journey.errors import ConfigurationError
 from journey.store._sql import QUARANTINE_COLUMNS, entry_from_row, rejection_row
-from journey.store.recorder import JourneyRecorder, Resolution, utcnow
+from journey.store.recorder import ERASED_REASON, JourneyRecorder, Resolution, utcnow
 from journey.store.records import QuarantineEntry
 
 __all__ = ["PostgresJourneyRecorder", "open_postgres", "redact"]
@@ -161,6 +161,14 @@ class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
                 f"UPDATE {self.q} SET resolved_at=%s, resolution=%s "
                 "WHERE resolved_at IS NULL AND id = ANY(%s)",
                 (utcnow(), f"dismissed: {note}", list(ids)),
+            )
+            return curs.rowcount
+
+    def erase_quarantine(self, ids: Sequence[int], note: str) -> int:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"UPDATE {self.q} SET raw=%s, reason=%s, resolved_at=%s, resolution=%s WHERE id = ANY(%s)",
+                (b"", ERASED_REASON, utcnow(), note, list(ids)),
             )
             return curs.rowcount
 

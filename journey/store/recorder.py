@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,7 +18,9 @@ from eventsourcing.popo import POPOProcessRecorder
 
 from journey.store.records import QuarantineEntry, Rejection
 
-__all__ = ["InMemoryJourneyRecorder", "JourneyRecorder", "Resolution"]
+__all__ = ["ERASED_REASON", "InMemoryJourneyRecorder", "JourneyRecorder", "Resolution"]
+
+ERASED_REASON = "erased: the record named a customer who was forgotten"
 
 Resolution = tuple[Sequence[str], Sequence[int], str]
 """Quarantine entries a batch resolves: by event_id, by entry id, and the note."""
@@ -75,6 +78,11 @@ class JourneyRecorder(ProcessRecorder, ABC):
     @abstractmethod
     def dismiss_quarantine(self, ids: Sequence[int], note: str) -> int:
         """Close entries nobody will fix (kept, never deleted); returns how many."""
+
+    @abstractmethod
+    def erase_quarantine(self, ids: Sequence[int], note: str) -> int:
+        """Blank the raw record and reason of these entries (a forgotten customer's
+        data) and close them; the entry itself stays. Returns how many."""
 
 
 class InMemoryJourneyRecorder(POPOProcessRecorder, JourneyRecorder):
@@ -147,3 +155,13 @@ class InMemoryJourneyRecorder(POPOProcessRecorder, JourneyRecorder):
             before = self.count_quarantine()
             self._resolve((), ids, f"dismissed: {note}", utcnow())
             return before - self.count_quarantine()
+
+    def erase_quarantine(self, ids: Sequence[int], note: str) -> int:
+        wanted, now, done = set(ids), utcnow(), 0
+        with self._database_lock:
+            for index, entry in enumerate(self._quarantine):
+                if entry.id in wanted:
+                    blank = replace(entry.rejection, raw=b"", reason=ERASED_REASON)
+                    self._quarantine[index] = QuarantineEntry(entry.id, entry.quarantined_at, blank, now, note)
+                    done += 1
+        return done

@@ -13,7 +13,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
 from journey.store._sql import QUARANTINE_COLUMNS, entry_from_row, rejection_row
-from journey.store.recorder import JourneyRecorder, Resolution, utcnow
+from journey.store.recorder import ERASED_REASON, JourneyRecorder, Resolution, utcnow
 from journey.store.records import QuarantineEntry
 
 __all__ = ["SQLiteJourneyRecorder", "open_sqlite"]
@@ -139,6 +139,16 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
             before = self._open(c)
             self._resolve(c, ((), ids, f"dismissed: {note}"), utcnow().isoformat())
             return before - self._open(c)
+
+    def erase_quarantine(self, ids: Sequence[int], note: str) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"SELECT count(*) FROM journey_quarantine WHERE id IN ({','.join('?' * len(ids))})", list(ids))
+            found = int(c.fetchone()[0])
+            c.executemany(
+                "UPDATE journey_quarantine SET raw=?, reason=?, resolved_at=?, resolution=? WHERE id=?",
+                [(b"", ERASED_REASON, utcnow().isoformat(), note, i) for i in ids],
+            )
+            return found
 
     @staticmethod
     def _open(c: SQLiteCursor) -> int:

@@ -1,0 +1,118 @@
+"""Forgetting a customer on every event-store adapter: the stored bytes stay and
+cannot be read; projections drop the customer; a rebuild equals the increment."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from journey.domain.touch import parse_touch
+from journey.errors import InputError
+from journey.privacy.forget import forget, parse_reference
+from journey.store.event_store import EventStore, Submission
+from journey.store.records import Rejection
+from tests.projections.helpers import PSEUDONYMS, analyst_view, append, project, rows
+from tests.touches import raw, touch
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=3)))
+ANNA = {"customer_id": "CRM-ANNA-77", "phone": "+79161234567"}
+BORIS = {"customer_id": "CRM-BORIS-88", "phone": "+79169998877"}
+SECRETS = (b"CRM-ANNA-77", b"79161234567", b"anna.s@example.ru", b"web-anna-1", b"Anna Smirnova",
+           b"Rude administrator", b"lidocaine")
+
+
+def at(minutes: int) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def clinic(store: EventStore) -> None:
+    append(
+        store,
+        touch("ad_click", "e1", occurred_at=at(0), customer={"anonymous_id": "web-anna-1"}),
+        touch("call", "e2", occurred_at=at(5), customer={"phone": "+79161234567", "anonymous_id": "web-anna-1"}),
+        touch("booking", "e3", occurred_at=at(10), customer=ANNA),
+        touch("visit", "e4", occurred_at=at(3000), customer={"customer_id": "CRM-ANNA-77"}),
+        touch("review", "e5", occurred_at=at(4000),
+              customer={"customer_id": "CRM-ANNA-77", "email": "anna.s@example.ru"},
+              properties={"platform": "maps", "rating": 1, "text": "Rude administrator"}),
+        touch("profile", "e6", occurred_at=at(4001), customer={"customer_id": "CRM-ANNA-77"},
+              properties={"name": "Anna Smirnova", "notes": "allergic to lidocaine", "city": "Moscow"}),
+        touch("call", "e7", occurred_at=at(20), customer={"phone": "+79169998877"}),
+        touch("booking", "e8", occurred_at=at(30), customer=BORIS),
+        touch("visit", "e9", occurred_at=at(3100), customer={"customer_id": "CRM-BORIS-88"}),
+    )
+    store.append([], [Rejection("file", "line 10", b'{"type":"call","customer":{"phone":"8 (916) 123-45-67"}',
+                                "bad_json", "not JSON")])
+
+
+def test_forgetting_destroys_the_keys_and_projections_follow(store: EventStore, tmp_path: Path) -> None:
+    clinic(store)
+    incremental = project(store, tmp_path / "inc.duckdb")
+    anna = PSEUDONYMS.key("customer_id", "CRM-ANNA-77")
+    assert rows(incremental.con, f"SELECT count(*) FROM customers WHERE customer_id = '{anna}'") == [(1,)]
+
+    erasure = forget(store, parse_reference("CRM-ANNA-77", store), note="patient request")
+
+    assert erasure.identifiers == {"customer_id": 1, "phone": 1, "email": 1, "anonymous_id": 1}
+    assert erasure.keys_destroyed == 4 and erasure.quarantine_erased == 1
+    events = {e.event_id: e for _, e in store.read()}
+    assert all(events[i].erased and not events[i].touch["customer"] for i in ("e1", "e2", "e3", "e4", "e5", "e6"))
+    assert "text" not in events["e5"].touch["properties"] and events["e4"].touch["type"] == "visit"
+    assert events["e8"].touch["customer"] == BORIS and not events["e8"].erased
+    assert store.recorder.select_quarantine(open_only=False)[0].rejection.raw == b""
+
+    incremental.catch_up()
+    incremental.derive()
+    rebuilt = project(store, tmp_path / "rebuilt.duckdb")
+    assert analyst_view(incremental.con) == analyst_view(rebuilt.con)
+    con = rebuilt.con
+    assert rows(con, f"SELECT count(*) FROM customers WHERE customer_id = '{anna}'") == [(0,)]
+    assert rows(con, "SELECT count(*), count(customer_id) FROM touchpoints WHERE event_id = 'erased'") == [(6, 0)]
+    assert rows(con, "SELECT count(*) FROM touchpoints WHERE type = 'visit'") == [(2,)]  # the fact stays
+    assert rows(con, "SELECT count(*) FROM customers") == [(1,)]  # Boris
+    for column, kind, value in (("phone_key", "phone", "+79161234567"), ("anonymous_key", "anonymous_id", "web-anna-1")):
+        for view in (incremental.con, con):
+            found = view.execute(f"SELECT count(*) FROM internal.touches WHERE {column} = ?",
+                                 [PSEUDONYMS.key(kind, value)]).fetchall()
+            assert found == [(0,)], column
+
+
+def test_the_event_store_file_holds_no_personal_data(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from tests.conftest import make_keys, make_recorder
+    from tests.stores import sealed
+
+    store = sealed(make_recorder("sqlite", tmp_path, request), make_keys("sqlite", tmp_path, request))
+    clinic(store)
+    forget(store, ("customer_id", "CRM-ANNA-77"))
+    store.recorder.datastore.close()
+    data = (tmp_path / "events.sqlite").read_bytes() + (tmp_path / "keys.sqlite").read_bytes()
+    for secret in SECRETS:
+        assert secret not in data, secret
+    assert b'"type":"visit"' in data  # the facts are stored in the clear
+
+
+def test_a_replay_of_a_forgotten_touch_is_not_learned_again(store: EventStore) -> None:
+    clinic(store)
+    forget(store, ("phone", "+79161234567"))
+    record = touch("booking", "e3", occurred_at=at(10), customer=ANNA)
+    outcome = store.append([Submission.of(parse_touch(raw(record)))])
+    assert (outcome.accepted, outcome.duplicates, outcome.quarantined) == (0, 1, 0)
+
+
+def test_forgetting_twice_or_an_unknown_customer_says_so(store: EventStore) -> None:
+    clinic(store)
+    with pytest.raises(InputError, match="no customer"):
+        forget(store, ("customer_id", "CRM-NOBODY"))
+    forget(store, ("customer_id", "CRM-BORIS-88"))
+    with pytest.raises(InputError, match="no customer|forgotten already"):
+        forget(store, ("customer_id", "CRM-BORIS-88"))
+
+
+def test_a_reference_may_be_a_pseudonym_or_a_spelled_phone(store: EventStore) -> None:
+    clinic(store)
+    assert parse_reference("phone:8 916 123-45-67", store, "RU") == ("phone", "+79161234567")
+    assert parse_reference(PSEUDONYMS.key("customer_id", "CRM-BORIS-88"), store) == ("customer_id", "CRM-BORIS-88")
+    with pytest.raises(InputError, match="not a valid phone"):
+        parse_reference("phone:not-a-number", store)

@@ -1,0 +1,63 @@
+"""The key store contract: every adapter (memory, SQLite, PostgreSQL) passes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from journey.privacy.keys import KeyStore, KeyWrap, Subject
+from tests.conftest import make_keys
+from tests.stores import WRAP
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def keys(request: pytest.FixtureRequest, tmp_path: Path) -> KeyStore:
+    return make_keys(request.param, tmp_path, request)
+
+
+def subject(n: int) -> Subject:
+    return Subject(f"pseudonym-{n}", "phone", f"+7916000000{n}")
+
+
+def test_a_key_is_made_once_and_found_again(keys: KeyStore) -> None:
+    first = keys.keys_for([subject(1), subject(2)])
+    again = keys.keys_for([subject(1)])
+    assert again["pseudonym-1"] == first["pseudonym-1"]
+    assert first["pseudonym-1"].key_id != first["pseudonym-2"].key_id
+    assert keys.subjects([first["pseudonym-2"].key_id]) == {first["pseudonym-2"].key_id: "pseudonym-2"}
+    assert keys.key_ids(["pseudonym-1", "unknown"]) == {"pseudonym-1": first["pseudonym-1"].key_id}
+
+
+def test_contact_opens_the_sealed_identifier(keys: KeyStore) -> None:
+    keys.keys_for([subject(3)])
+    assert keys.contact(["pseudonym-3", "nobody"]) == {"pseudonym-3": ("phone", "+79160000003")}
+
+
+def test_destroying_a_key_removes_it_for_good(keys: KeyStore) -> None:
+    made = keys.keys_for([subject(4), subject(5)])
+    before = keys.generation()
+    assert keys.destroy(["pseudonym-4"]) == [made["pseudonym-4"].key_id]
+    assert keys.generation() > before
+    assert keys.keys([made["pseudonym-4"].key_id]) == {}
+    assert keys.contact(["pseudonym-4"]) == {}
+    assert set(keys.keys([made["pseudonym-5"].key_id])) == {made["pseudonym-5"].key_id}
+    assert keys.keys_for([subject(4)])["pseudonym-4"].key_id != made["pseudonym-4"].key_id  # a new key
+
+
+def test_keys_are_wrapped_with_the_master_key(keys: KeyStore) -> None:
+    made = keys.keys_for([subject(6)])["pseudonym-6"]
+    row = keys._select("key_id", [made.key_id])[0]
+    assert made.secret not in bytes(row[3])
+    with pytest.raises(Exception):
+        KeyWrap(b"x" * 32).unwrap(made.key_id, bytes(row[3]))
+    assert WRAP.unwrap(made.key_id, bytes(row[3])) == made.secret
+
+
+def test_a_destroyed_key_leaves_no_bytes_in_the_sqlite_file(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    keys = make_keys("sqlite", tmp_path, request)
+    made = keys.keys_for([subject(7)])["pseudonym-7"]
+    wrapped = bytes(keys._select("key_id", [made.key_id])[0][3])
+    keys.destroy(["pseudonym-7"])
+    data = (tmp_path / "keys.sqlite").read_bytes()
+    assert wrapped not in data and b"pseudonym-7" not in data
