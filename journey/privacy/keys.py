@@ -212,8 +212,10 @@ class SQLiteKeyStore(KeyStore):
     def _insert(self, rows: list[tuple]) -> None:
         now = datetime.now(timezone.utc).isoformat()
         with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
             self._con.executemany(
                 "INSERT OR IGNORE INTO journey_keys VALUES (?, ?, ?, ?, ?, ?)", [(*r, now) for r in rows])
+            self._con.execute("COMMIT")
 
     def _delete(self, pseudonyms: list[str]) -> list[str]:
         gone: list[str] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from journey.domain.identity import IdentityResolver
+from journey.projections.consent import derive_consent
 from journey.projections.stages import stage_sql
 
 __all__ = ["derive"]
@@ -203,6 +204,7 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_STEPS)
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMERS):
         con.execute(statement)
+    derive_consent(con)
     for table in ("steps", "observed", "observed_ids", "nodes", "edges", "labels", "components"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 

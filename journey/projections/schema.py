@@ -18,6 +18,8 @@ ANALYST_TABLES = (
     "journey_variants",
     "stage_transitions",
     "identity_ambiguities",
+    "consent_state",
+    "consent_violations",
     "projection_status",
     "dead_letters",
 )
