@@ -475,3 +475,6 @@ def _show_store(store: Any, settings: Settings) -> None:
     click.echo(f"identity: {len(result.canonical_of):,} identifiers resolve to "
                f"{len(result.customers):,} customers; {len(result.ambiguities)} identifiers are "
                "shared by several customers (`journey identities --ambiguous`)")
+
+
+from journey import _cli_privacy  # noqa: E402,F401  (registers forget, contacts)

@@ -196,6 +196,16 @@ GROUP BY customer_id ORDER BY customer_id
 """
 
 
+_CUSTOMER_IDENTIFIERS = """
+CREATE OR REPLACE TABLE customer_identifiers AS
+SELECT canonical AS customer_id, id_kind, id, false AS shared FROM internal.identity_map
+WHERE canonical NOT LIKE 'ambiguous:%'
+UNION ALL
+SELECT unnest(candidates), id_kind, id, true FROM identity_ambiguities
+ORDER BY ALL
+"""
+
+
 def derive(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute every analyst table from the base (the caller owns the transaction)."""
     con.execute(_IDENTIFIERS)
@@ -204,6 +214,7 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_STEPS)
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMERS):
         con.execute(statement)
+    con.execute(_CUSTOMER_IDENTIFIERS)
     derive_consent(con)
     for table in ("steps", "observed", "observed_ids", "nodes", "edges", "labels", "components"):
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -18,6 +18,7 @@ ANALYST_TABLES = (
     "journey_variants",
     "stage_transitions",
     "identity_ambiguities",
+    "customer_identifiers",
     "consent_state",
     "consent_violations",
     "projection_status",

@@ -1,0 +1,99 @@
+"""``journey forget`` and ``journey contacts`` as a user runs them, on real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from pathlib import Path
+
+import duckdb
+
+from tests.test_cli import journey
+from tests.touches import raw, touch
+
+ANNA = {"customer_id": "CRM-ANNA-77", "phone": "+79161234567"}
+BORIS = {"customer_id": "CRM-BORIS-88", "phone": "+79169998877"}
+WHEN = "2025-03-0{}T10:00:00+03:00"
+
+
+def clinic(home: Path) -> None:
+    records = [
+        touch("consent", "c1", occurred_at=WHEN.format(1), customer=ANNA,
+              properties={"action": "granted", "channel": "sms", "purpose": "marketing"}),
+        touch("booking", "b1", occurred_at=WHEN.format(2), customer=ANNA),
+        touch("visit", "v1", occurred_at=WHEN.format(3), customer={"customer_id": "CRM-ANNA-77"}),
+        touch("review", "r1", occurred_at=WHEN.format(4), customer={"customer_id": "CRM-ANNA-77"},
+              properties={"platform": "maps", "rating": 2, "text": "Rude administrator"}),
+        touch("booking", "b2", occurred_at=WHEN.format(2), customer=BORIS),
+        touch("visit", "v2", occurred_at=WHEN.format(3), customer={"customer_id": "CRM-BORIS-88"}),
+    ]
+    path = home / "in.jsonl"
+    path.write_bytes(b"\n".join(raw(r) for r in records) + b"\n")
+    assert journey("ingest", str(path), home=home).returncode == 0
+    assert journey("project", home=home).returncode == 0
+
+
+def customers(home: Path) -> list[str]:
+    result = journey("sql", "SELECT customer_id FROM customers ORDER BY 1", "--format", "csv", home=home)
+    return [row[0] for row in csv.reader(io.StringIO(result.stdout))][1:]
+
+
+def test_contacts_leave_out_customers_without_consent_and_say_so(tmp_path: Path) -> None:
+    clinic(tmp_path)
+    ids = "\n".join(customers(tmp_path)) + "\n"
+    out = tmp_path / "list.csv"
+    result = journey("contacts", "-", "--channel", "sms", "--out", str(out), home=tmp_path, stdin=ids.encode())
+    assert result.returncode == 0, result.stderr
+    assert list(csv.reader(out.open()))[1:] == [[_pseudonym(tmp_path, "CRM-ANNA-77"), "CRM-ANNA-77", "+79161234567"]]
+    assert "left out 1 without marketing consent for sms" in result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    both = journey("contacts", "-", "--channel", "sms", "--include-without-consent", home=tmp_path, stdin=ids.encode())
+    assert "+79169998877" in both.stdout and "included 1 WITHOUT marketing consent" in both.stderr
+    reminders = journey("contacts", "-", "--channel", "sms", "--purpose", "reminders", home=tmp_path, stdin=ids.encode())
+    assert len(reminders.stdout.splitlines()) == 3  # nobody refused reminders
+
+
+def test_forget_then_project_leaves_nothing_readable(tmp_path: Path) -> None:
+    clinic(tmp_path)
+    anna = _pseudonym(tmp_path, "CRM-ANNA-77")
+    result = journey("forget", anna, "--yes", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["identifiers"] == {"customer_id": 1, "phone": 1}
+    assert journey("project", home=tmp_path).returncode == 0
+    assert anna not in customers(tmp_path)
+    data = b"".join((tmp_path / name).read_bytes()
+                    for name in ("events.sqlite", "keys.sqlite", "analytics.duckdb", "projection.duckdb"))
+    for secret in (b"CRM-ANNA-77", b"79161234567", b"Rude administrator"):
+        assert secret not in data, secret
+    again = journey("forget", "CRM-ANNA-77", "--yes", home=tmp_path)
+    assert again.returncode == 2 and "forgotten already" in again.stderr
+    listed = journey("contacts", "-", "--channel", "sms", "--include-without-consent", home=tmp_path,
+                     stdin=(anna + "\n").encode())
+    assert "+79161234567" not in listed.stdout and "left out 1 with no known phone" in listed.stderr
+
+
+def test_forget_asks_before_it_destroys(tmp_path: Path) -> None:
+    clinic(tmp_path)
+    result = journey("forget", "CRM-BORIS-88", home=tmp_path, stdin=b"n\n")
+    assert result.returncode == 1 and "Aborted" in result.stderr
+    assert len(customers(tmp_path)) == 2
+
+
+def _pseudonym(home: Path, clinic_id: str) -> str:
+    from journey.projections.pseudonym import Pseudonymiser
+
+    return Pseudonymiser((home / "hmac.key").read_bytes().strip()).key("customer_id", clinic_id)
+
+
+def test_the_key_store_and_master_key_are_private_files(tmp_path: Path) -> None:
+    clinic(tmp_path)
+    for name in ("keys.sqlite", "master.key", "hmac.key"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    master = (tmp_path / "master.key").read_bytes().strip()
+    con = duckdb.connect(str(tmp_path / "analytics.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+    con.close()
+    for name in ("events.sqlite", "keys.sqlite", "analytics.duckdb"):
+        assert master not in (tmp_path / name).read_bytes()
