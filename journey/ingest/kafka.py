@@ -7,8 +7,10 @@ in one transaction. On (re)assignment the worker seeks each partition to the sto
 position + 1, so a crash anywhere (kill -9 included) neither loses nor doubles a
 touch. Consumer offsets are still committed, after the store, for lag monitoring.
 
-Invalid messages (undecodable ones too) are quarantined in the same transaction and
-then sent to the dead-letter topic with the reason in headers.
+Invalid messages (undecodable ones too) are quarantined whole in the same transaction
+and then sent to the dead-letter topic with the reason in headers and the value
+redacted (``journey.privacy.redact``): no personal data ever enters that topic, so
+forgetting a customer never has to chase copies through Kafka.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kafka.structs import OffsetAndMetadata
 from journey.errors import JourneyError
 from journey.ingest.pipeline import IngestSummary, Ingestor
 from journey.ingest.sources import RawRecord
+from journey.privacy.redact import redact_reason, redact_record
 from journey.store.event_store import AlreadyTracked, EventStore
 from journey.store.records import Rejection
 
@@ -137,10 +140,12 @@ class KafkaIngestWorker:
         by_offset = {f"offset {m.offset}": m for m in messages}
         for rejection in rejected:
             message = by_offset[rejection.locator]
-            headers = [("journey-reason", rejection.reason.encode()), ("journey-code", rejection.code.encode()),
+            headers = [("journey-reason", redact_reason(rejection.reason).encode()),
+                       ("journey-code", rejection.code.encode()),
                        ("journey-source", f"{tp.topic}/{tp.partition}@{message.offset}".encode())]
-            self.dead_letters.send(self.settings.dead_letter_topic, value=message.value, key=message.key,
-                                   headers=headers)
+            # personal data stays in the quarantine (which forgetting blanks), never in the topic
+            self.dead_letters.send(self.settings.dead_letter_topic, value=redact_record(message.value or b""),
+                                   key=None, headers=headers)
         self.dead_letters.flush()
         log.warning("%s: %s invalid messages quarantined and sent to %s", tp, len(rejected),
                     self.settings.dead_letter_topic)

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
@@ -21,7 +22,9 @@ from journey.producer import TouchProducer
 from journey.store.event_store import EventStore
 from journey.store.postgres import open_postgres
 from journey.store.sqlite import open_sqlite
+from journey.privacy.forget import forget
 from tests.projections.helpers import project, rows
+from tests.stores import sealed
 from tests.touches import touch
 
 
@@ -82,6 +85,30 @@ def test_invalid_messages_are_quarantined_and_dead_lettered(broker: str, topic: 
     dead.close()
     assert sorted(h["journey-code"] for h in letters) == [b"bad_encoding", b"missing_field"]
     assert all(h["journey-source"].startswith(f"{topic}/0@".encode()) for h in letters)
+
+
+def test_a_dead_letter_written_after_forgetting_holds_no_personal_data(broker: str, topic: str, tmp_path: Path) -> None:
+    store = sealed(open_sqlite(str(tmp_path / "events.sqlite")))
+    anna = {"customer_id": "CRM-ANNA-77", "phone": "+79161234567", "email": "anna.s@example.ru"}
+    with TouchProducer(broker, topic) as producer:
+        producer.send(touch("booking", "b1", customer=anna))
+    assert worker(store, broker, topic).run(until_idle=2).accepted == 1
+    forget(store, ("customer_id", "CRM-ANNA-77"))
+    raw = KafkaProducer(bootstrap_servers=broker)  # the producer's system sends a broken record about her
+    raw.send(topic, partition=0, value=orjson.dumps({
+        "event_id": "b2", "type": "review", "occurred_at": "2025-03-01T10:00:00", "customer": anna,
+        "properties": {"platform": "maps", "text": "Anna Smirnova, +7 916 123-45-67"}}))
+    raw.flush()
+    raw.close()
+    assert worker(store, broker, topic, group="after-forget").run(until_idle=2).quarantined == 1
+    dead = KafkaConsumer(f"{topic}.dead-letter", bootstrap_servers=broker, auto_offset_reset="earliest",
+                         consumer_timeout_ms=5000)
+    [letter] = list(dead)
+    dead.close()
+    written = letter.value + b"".join(v for _, v in letter.headers) + (letter.key or b"")
+    for secret in (b"CRM-ANNA-77", b"79161234567", b"anna.s@example.ru", b"Anna Smirnova", b"916 123"):
+        assert secret not in written, secret
+    assert orjson.loads(letter.value)["type"] == "review" and dict(letter.headers)["journey-code"] == b"naive_timestamp"
 
 
 def test_the_producer_refuses_a_bad_touch_at_the_caller(broker: str, topic: str) -> None:
