@@ -72,7 +72,9 @@ def query(snapshot: Path, sql: str, parameters: list[Any] | None = None) -> tupl
     """Run a read-only query on the published snapshot: column names and rows."""
     if not snapshot.exists():
         raise ProjectionError(f"there is no projection at {snapshot} yet; run `journey project`")
-    con = duckdb.connect(str(snapshot), read_only=True)
+    # read-only, and no file system or network access: a query reads the projection,
+    # it cannot write files (COPY ... TO), read others, or attach databases
+    con = duckdb.connect(str(snapshot), read_only=True, config={"enable_external_access": False})
     try:
         cursor = con.execute(sql, parameters or [])
         columns = [d[0] for d in cursor.description or []]
