@@ -6,6 +6,10 @@ event_id, same batch size, same WAL mode). Each measurement runs in its own
 process; peak memory is the largest resident set of that process and its
 validation workers together, sampled every 50 ms. Medians of --runs runs.
 
+``journey-sqlite`` is the application as wired (personal fields sealed with
+per-customer keys); ``journey-sqlite-unencrypted`` the same store without a key
+store, to price the encryption.
+
 Run:  python bench/ingest.py [--touches 1000000] [--runs 3] [--postgres URL]
 """
 
@@ -49,13 +53,18 @@ def floor(source: str, target: str) -> dict[str, float]:
     return {"records": count, "seconds": time.perf_counter() - start}
 
 
-def journey_ingest(source: str, target: str) -> dict[str, float]:
-    from journey.bootstrap import open_ingestor
+def journey_ingest(source: str, target: str, sealed: bool = True) -> dict[str, float]:
+    """The application's wiring: personal fields sealed with per-customer keys (the
+    key store beside the events), or with ``sealed=False`` stored in the clear."""
+    from journey.bootstrap import open_ingestor, open_recorder
     from journey.config import Settings
     from journey.ingest.sources import read_jsonl
+    from journey.store.event_store import EventStore
 
     url = target if target.startswith("postgresql://") else f"sqlite:///{target}"
-    ingestor = open_ingestor(Settings.from_env({"JOURNEY_EVENT_STORE": url}))  # workers: all CPUs
+    home = Path(target).parent if not target.startswith("postgresql://") else work_dir() / "pg-home"
+    settings = Settings.from_env({"JOURNEY_EVENT_STORE": url, "JOURNEY_HOME": str(home)})  # workers: all CPUs
+    ingestor = open_ingestor(settings, None if sealed else EventStore(open_recorder(settings)))
     summary = ingestor.ingest(read_jsonl(source))
     assert summary.accepted == summary.read, summary
     return {"records": summary.read, "seconds": summary.seconds}
@@ -101,7 +110,10 @@ class _PeakSampler(threading.Thread):
 def child(kind: str, source: str, target: str) -> None:
     sampler = _PeakSampler()
     sampler.start()
-    result = (floor if kind == "floor" else journey_ingest)(source, target)
+    if kind == "floor":
+        result = floor(source, target)
+    else:
+        result = journey_ingest(source, target, sealed=kind != "plain")
     sampler.stop.set()
     emit(result, "records", sampler.peak)
 
@@ -112,6 +124,7 @@ def reset_postgres(url: str) -> None:
     base, _, query = url.partition("?schema=")
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {query} CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS journey_keys CASCADE")  # the key store beside it
         conn.execute(f"CREATE SCHEMA {query}")
 
 
@@ -133,6 +146,7 @@ def main() -> None:
     results = interleave(args.runs, {
         "floor": lambda tmp: measure(__file__, "floor", str(source), f"{tmp}/e.sqlite"),
         "journey-sqlite": lambda tmp: measure(__file__, "journey", str(source), f"{tmp}/e.sqlite"),
+        "journey-sqlite-unencrypted": lambda tmp: measure(__file__, "plain", str(source), f"{tmp}/e.sqlite"),
     }, work)
     if args.postgres:
         reset_postgres(args.postgres)
