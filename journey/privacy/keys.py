@@ -92,14 +92,18 @@ class KeyStore(ABC):
         found = self._by_subject(list(wanted))
         missing = [s for p, s in wanted.items() if p not in found]
         if missing:
-            rows = []
+            made, rows = {}, []
             for subject in missing:
-                key_id, secret = secrets.token_hex(8), AESSIV.generate_key(512)
-                sealed = AESSIV(secret).encrypt(subject.value.encode(), [subject.kind.encode()])
-                rows.append((subject.pseudonym, subject.kind, key_id,
-                             self._wrap.wrap(key_id, secret), sealed))
-            self._insert(rows)
-            found.update(self._by_subject([s.pseudonym for s in missing]))
+                key = DataKey(secrets.token_hex(8), subject.pseudonym, subject.kind, AESSIV.generate_key(512))
+                sealed = key.cipher.encrypt(subject.value.encode(), [subject.kind.encode()])
+                rows.append((subject.pseudonym, subject.kind, key.key_id, self._wrap.wrap(key.key_id, key.secret),
+                             sealed))
+                made[subject.pseudonym] = key
+            inserted = self._insert(rows)
+            found.update((p, made[p]) for p in inserted)
+            lost = [p for p in made if p not in inserted]  # another writer made these first
+            if lost:
+                found.update(self._by_subject(lost))
         return found
 
     def keys(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
@@ -136,8 +140,8 @@ class KeyStore(ABC):
         """Rows ``(subject, kind, key_id, wrapped, sealed)`` whose ``column`` is in ``values``."""
 
     @abstractmethod
-    def _insert(self, rows: list[tuple]) -> None:
-        """Insert rows, ignoring subjects that exist already."""
+    def _insert(self, rows: list[tuple]) -> set[str]:
+        """Insert rows, ignoring subjects that exist already; the subjects inserted."""
 
     @abstractmethod
     def _delete(self, pseudonyms: list[str]) -> list[str]:
@@ -162,9 +166,13 @@ class InMemoryKeyStore(KeyStore):
         wanted = set(values)
         return [row for row in self._rows.values() if row[index] in wanted]
 
-    def _insert(self, rows: list[tuple]) -> None:
+    def _insert(self, rows: list[tuple]) -> set[str]:
+        inserted = set()
         for row in rows:
-            self._rows.setdefault(row[0], row)
+            if row[0] not in self._rows:
+                self._rows[row[0]] = row
+                inserted.add(row[0])
+        return inserted
 
     def _delete(self, pseudonyms: list[str]) -> list[str]:
         gone = [self._rows.pop(p)[2] for p in pseudonyms if p in self._rows]
@@ -209,13 +217,19 @@ class SQLiteKeyStore(KeyStore):
                     f"WHERE {column} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
         return out
 
-    def _insert(self, rows: list[tuple]) -> None:
+    def _insert(self, rows: list[tuple]) -> set[str]:
         now = datetime.now(timezone.utc).isoformat()
+        inserted: set[str] = set()
         with self._lock:
             self._con.execute("BEGIN IMMEDIATE")
-            self._con.executemany(
-                "INSERT OR IGNORE INTO journey_keys VALUES (?, ?, ?, ?, ?, ?)", [(*r, now) for r in rows])
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start:start + _CHUNK]
+                values = ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                inserted.update(r[0] for r in self._con.execute(
+                    f"INSERT INTO journey_keys VALUES {values} ON CONFLICT (subject) DO NOTHING RETURNING subject",
+                    [v for row in chunk for v in (*row, now)]).fetchall())
             self._con.execute("COMMIT")
+        return inserted
 
     def _delete(self, pseudonyms: list[str]) -> list[str]:
         gone: list[str] = []
@@ -265,11 +279,14 @@ class PostgresKeyStore(KeyStore):
         with self._lock:
             return self._con.execute(query.format(self._keys, Identifier(column)), (values,)).fetchall()
 
-    def _insert(self, rows: list[tuple]) -> None:
-        query = self._sql("INSERT INTO {0} (subject, kind, key_id, wrapped, sealed) VALUES (%s, %s, %s, %s, %s) "
-                          "ON CONFLICT (subject) DO NOTHING").format(self._keys)
-        with self._lock, self._con.cursor() as cur:
-            cur.executemany(query, rows)
+    def _insert(self, rows: list[tuple]) -> set[str]:
+        query = self._sql(
+            "INSERT INTO {0} (subject, kind, key_id, wrapped, sealed) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::bytea[]) "
+            "ON CONFLICT (subject) DO NOTHING RETURNING subject").format(self._keys)
+        columns = [list(column) for column in zip(*rows)]
+        with self._lock:
+            return {r[0] for r in self._con.execute(query, columns).fetchall()}
 
     def _delete(self, pseudonyms: list[str]) -> list[str]:
         with self._lock, self._con.transaction():

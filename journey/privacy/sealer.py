@@ -28,6 +28,7 @@ from journey.privacy.keys import DataKey, KeyStore, Subject
 __all__ = ["PREFIX", "Sealer", "key_id_of"]
 
 PREFIX = "enc1:"
+_CACHE = 100_000
 _FREE_TEXT = b"free-text"
 
 
@@ -45,6 +46,7 @@ class Sealer:
         """``(kind, value) -> keyed pseudonym`` (``Pseudonymiser.key``): names keys."""
         self._cache: dict[str, DataKey] = {}
         self._by_id: dict[str, DataKey | None] = {}
+        self._sealed: dict[str, str] = {}  # pseudonym -> sealed identifier (AES-SIV is deterministic)
         self._generation = keys.generation()
         self._unseal_value = lru_cache(maxsize=200_000)(self._open)
 
@@ -52,6 +54,9 @@ class Sealer:
         """Canonical touch JSON in, stored touch JSON (personal fields sealed) out."""
         parsed = [orjson.loads(t) for t in touches]
         self.refresh()
+        if len(self._cache) > _CACHE:  # bounded memory: most identifiers are seen in a short span
+            self._cache.clear()
+            self._sealed.clear()
         subjects = {}
         for touch in parsed:
             for kind, value in _identifiers(touch):
@@ -69,9 +74,13 @@ class Sealer:
         primary = None
         sealed = {}
         for kind, value in customer.items():
-            key = self._cache[self.pseudonym(kind, value)]
+            pseudonym = self.pseudonym(kind, value)
+            key = self._cache[pseudonym]
             primary = primary or key
-            sealed[kind] = _seal_text(key, value, kind.encode())
+            text = self._sealed.get(pseudonym)
+            if text is None:
+                text = self._sealed[pseudonym] = _seal_text(key, value, kind.encode())
+            sealed[kind] = text
         touch["customer"] = sealed
         properties = touch.get("properties")
         if properties and primary is not None:
@@ -126,6 +135,8 @@ class Sealer:
 
     def _key(self, key_id: str) -> DataKey | None:
         if key_id not in self._by_id:
+            if len(self._by_id) > _CACHE:
+                self._by_id.clear()
             self._by_id[key_id] = self.keys.keys([key_id]).get(key_id)
         return self._by_id[key_id]
 
@@ -135,6 +146,7 @@ class Sealer:
         if generation != self._generation:
             self._cache.clear()
             self._by_id.clear()
+            self._sealed.clear()
             self._unseal_value.cache_clear()
             self._generation = generation
 
