@@ -77,7 +77,8 @@ def open_key_store(settings: Settings) -> KeyStore:
 def open_event_store(settings: Settings) -> EventStore:
     """The event store, sealing personal fields with the key store's data keys."""
     recorder = open_recorder(settings)
-    return EventStore(recorder, Sealer(open_key_store(settings), open_pseudonymiser(settings).key))
+    # the writer names keys by pseudonym; a small cache: identifiers recur within days, not years
+    return EventStore(recorder, Sealer(open_key_store(settings), open_pseudonymiser(settings, 65_536).key))
 
 
 def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:
@@ -95,7 +96,7 @@ def projection_paths(settings: Settings) -> ProjectionPaths:
                            settings.projection_batch, settings.duckdb_memory)
 
 
-def open_pseudonymiser(settings: Settings) -> Pseudonymiser:
+def open_pseudonymiser(settings: Settings, cache: int = 1_000_000) -> Pseudonymiser:
     """The pseudonym secret: from the environment, or from a file only its owner can
     read (created on first use). The secret never enters a database or a log."""
     if settings.hmac_secret is not None:
@@ -104,7 +105,7 @@ def open_pseudonymiser(settings: Settings) -> Pseudonymiser:
         secret = _secret_file(settings.hmac_secret_file, lambda: secrets.token_hex(32))
     if len(secret) < 16:
         raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
-    return Pseudonymiser(secret)
+    return Pseudonymiser(secret, cache)
 
 
 def _master_key(settings: Settings) -> bytes:

@@ -28,7 +28,7 @@ from journey.privacy.keys import DataKey, KeyStore, Subject
 __all__ = ["PREFIX", "Sealer", "key_id_of"]
 
 PREFIX = "enc1:"
-_CACHE = 100_000
+_CACHE = 50_000
 _FREE_TEXT = b"free-text"
 
 

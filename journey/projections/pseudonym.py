@@ -15,11 +15,11 @@ __all__ = ["Pseudonymiser"]
 
 
 class Pseudonymiser:
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, cache: int = 1_000_000) -> None:
         if len(secret) < 16:
             raise ValueError("the HMAC secret must be at least 16 bytes")
         self._secret = secret
-        self.key = lru_cache(maxsize=1_000_000)(self._key)
+        self.key = lru_cache(maxsize=cache)(self._key)
 
     def _key(self, kind: str, value: str) -> str:
         digest = hmac.new(self._secret, f"{kind}\x00{value}".encode(), hashlib.sha256)
