@@ -137,4 +137,4 @@ def _hide_rare(graph: nx.DiGraph, min_share: float) -> None:
     if min_share <= 0:
         return
     graph.remove_edges_from([(s, t) for s, t, share in graph.edges(data="share") if share < min_share])
-    graph.remove_nodes_from([n for n in list(graph) if n not in (START, EXIT) and graph.degree(n) == 0])
+    graph.remove_nodes_from([n for n in list(graph) if graph.degree(n) == 0])
