@@ -154,7 +154,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 def _save(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute("ATTACH ? AS ideal_out", [str(path)])
+    con.execute("ATTACH ? AS ideal_out (READ_WRITE)", [str(path)])  # the snapshot itself stays read-only
     try:
         for table in ("ideal_deviations", "ideal_summary"):
             con.execute(f"CREATE OR REPLACE TABLE ideal_out.{table} AS SELECT * FROM temp.{table}")
