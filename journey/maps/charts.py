@@ -89,7 +89,7 @@ def journey_graph_chart(journey_map: JourneyMap, order: list[str]) -> go.Figure:
     names = list(g.nodes)
     figure.add_trace(go.Scatter(
         x=[pos[n][0] for n in names], y=[pos[n][1] for n in names], mode="markers+text",
-        text=[f"<b>{_label(n)}</b><br>{g.nodes[n]['customers']:,}" for n in names], textposition="bottom center",
+        text=[f"<b>{_label(n)}</b><br>{g.nodes[n]['customers']:,}" for n in names], textposition=["top center" if pos[n][1] > 0.3 else "bottom center" for n in names],
         hoverinfo="text", hovertext=[f"{_label(n)}: {g.nodes[n]['customers']:,} patients" for n in names],
         marker={"size": 26, "color": [_GREY if n in (START, EXIT) else _BLUE for n in names]},
         showlegend=False))

@@ -162,7 +162,7 @@ def _save(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         con.execute("DETACH ideal_out")
 
 
-def report_into(analytics: Path, out: Path, model: str | None = None, min_share: float = 0.02) -> Path:
+def report_into(analytics: Path, out: Path, model: str | None = None, min_share: float = 0.05) -> Path:
     """Write the clinic report from the snapshot at ``analytics`` (progress on stderr)."""
     ideal = load_ideal(model)
     with snapshot(analytics) as con, tqdm(total=5, desc="report", unit=" parts", file=sys.stderr,
@@ -173,7 +173,7 @@ def report_into(analytics: Path, out: Path, model: str | None = None, min_share:
 @click.command("report")
 @click.option("--out", type=click.Path(dir_okay=False), default="report.html", show_default=True)
 @click.option("--model", type=click.Path(dir_okay=False), default=None, help="an ideal journey TOML file")
-@click.option("--min-share", type=float, default=0.02, show_default=True,
+@click.option("--min-share", type=float, default=0.05, show_default=True,
               help="hide journey-map arrows taken by less than this share of a stage's patients")
 def report_command(out: str, model: str | None, min_share: float) -> None:
     """Write the clinic report: one HTML file that opens offline in any browser."""

@@ -81,9 +81,10 @@ class JourneyFilter(BaseModel):
         return value
 
     @property
-    def is_empty(self) -> bool:
-        """Nothing narrows the journeys (the map then equals the projection's own DFG)."""
-        return self == JourneyFilter()
+    def keeps_everyone(self) -> bool:
+        """Every journey stays (``min_edge_share`` only hides edges afterwards), so the
+        unfiltered aggregates the projector keeps are the answer."""
+        return self.model_copy(update={"min_edge_share": 0.0}) == JourneyFilter()
 
 
 def compile_customers(f: JourneyFilter) -> tuple[str, list[Any]]:

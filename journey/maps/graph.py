@@ -6,6 +6,10 @@ consecutive touches of one stage are one visit to it. Everything is counted in D
 Python only receives one row per node and per edge, so a projection of millions of
 touches gives a graph of the same few hundred rows.
 
+Unfiltered, the activity map is what the projector already keeps (``journey_edges``,
+``journey_nodes``, ``journey_variants``, recomputed at each derive): it is read from
+there, not counted again. Any filter, and the stage level, count from ``touchpoints``.
+
 A synthetic ``start`` node points at where journeys begin and every node points at
 ``exit`` with the customers whose journey ended there: drop-off is an edge to see.
 """
@@ -49,16 +53,15 @@ SELECT r.* FROM map_raw r JOIN (
 
 _STEPS = """
 CREATE OR REPLACE TEMP TABLE map_steps AS
-SELECT customer_id, node, ord, lead(node) OVER w AS next_node,
+SELECT customer_id, node, row_number() OVER w = 1 AS first, lead(node) OVER w AS next_node,
     (epoch_us(lead(occurred_at) OVER w) - epoch_us(occurred_at)) / 1e6 AS seconds
 FROM map_raw WINDOW w AS (PARTITION BY customer_id ORDER BY ord)
 """
 
 _NODES = """
 SELECT node, count(*) AS events, count(DISTINCT customer_id) AS customers,
-    count(*) FILTER (WHERE ord = first_ord) AS starts, count(*) FILTER (WHERE next_node IS NULL) AS ends
-FROM (SELECT *, min(ord) OVER (PARTITION BY customer_id) AS first_ord FROM map_steps)
-GROUP BY node ORDER BY node
+    count(*) FILTER (WHERE first) AS starts, count(*) FILTER (WHERE next_node IS NULL) AS ends
+FROM map_steps GROUP BY node ORDER BY node
 """
 
 _EDGES = """
@@ -70,7 +73,7 @@ FROM map_steps WHERE next_node IS NOT NULL GROUP BY ALL ORDER BY node, next_node
 
 _VARIANTS = """
 SELECT path, count(*) AS customers FROM (
-    SELECT list(node ORDER BY ord) AS path FROM map_steps GROUP BY customer_id)
+    SELECT list(node ORDER BY ord) AS path FROM map_raw GROUP BY customer_id)
 GROUP BY path ORDER BY customers DESC, array_to_string(path, ' > ')
 """
 
@@ -90,25 +93,44 @@ class JourneyMap:
         return [(s, t, d) for s, t, d in self.graph.edges(data=True) if s != START and t != EXIT]
 
 
+_PROJECTED = {
+    "nodes": "SELECT activity, events, customers, starts, ends FROM journey_nodes ORDER BY activity",
+    "edges": "SELECT source, target, transitions, customers, mean_seconds, median_seconds, p90_seconds "
+             "FROM journey_edges ORDER BY source, target",
+    "variants": "SELECT activities, customers FROM journey_variants ORDER BY customers DESC, variant",
+}
+
+
 def build_map(con: duckdb.DuckDBPyConnection, level: Level = "activity",
-              journey_filter: JourneyFilter | None = None) -> JourneyMap:
-    """Aggregate the filtered journeys in DuckDB and build the DiGraph from the rows."""
+              journey_filter: JourneyFilter | None = None, *, precomputed: bool = True) -> JourneyMap:
+    """Aggregate the filtered journeys in DuckDB and build the DiGraph from the rows.
+    ``precomputed=False`` counts the unfiltered activity map from ``touchpoints`` too
+    (tests and the benchmark compare both ways)."""
     f = journey_filter or JourneyFilter()
+    if precomputed and level == "activity" and f.keeps_everyone:
+        nodes, edges, variants = (con.execute(_PROJECTED[k]).fetchall() for k in ("nodes", "edges", "variants"))
+    else:
+        nodes, edges, variants = _aggregate(con, level, f)
+    journey_variants = tuple((tuple(p), n) for p, n in variants)
+    customers = sum(n for _, n in journey_variants)
+    graph = _graph(level, nodes, edges, customers)
+    _hide_rare(graph, f.min_edge_share)
+    return JourneyMap(level, f, graph, customers, journey_variants)
+
+
+def _aggregate(con: duckdb.DuckDBPyConnection, level: Level,
+               f: JourneyFilter) -> tuple[list[tuple[Any, ...]], ...]:
+    """Nodes, edges and variants of the filtered journeys, counted from ``touchpoints``."""
     kept, params = compile_customers(f)
     con.execute(f"CREATE OR REPLACE TEMP TABLE map_raw AS WITH kept AS ({kept}) {_RAW[level]}", params)
     try:
         if f.top_variants is not None:
             con.execute(_TOP, [f.top_variants])
         con.execute(_STEPS)
-        nodes = con.execute(_NODES).fetchall()
-        edges = con.execute(_EDGES).fetchall()
-        variants = tuple((tuple(p), n) for p, n in con.execute(_VARIANTS).fetchall())
+        return (con.execute(_NODES).fetchall(), con.execute(_EDGES).fetchall(),
+                con.execute(_VARIANTS).fetchall())
     finally:
         con.execute("DROP TABLE IF EXISTS map_raw; DROP TABLE IF EXISTS map_steps")
-    customers = sum(n for _, n in variants)
-    graph = _graph(level, nodes, edges, customers)
-    _hide_rare(graph, f.min_edge_share)
-    return JourneyMap(level, f, graph, customers, variants)
 
 
 def _graph(level: Level, nodes: list[tuple[Any, ...]], edges: list[tuple[Any, ...]],

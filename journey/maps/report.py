@@ -112,7 +112,7 @@ def _period(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = None,
-                  min_edge_share: float = 0.02, progress: Callable[[int], None] | None = None) -> str:
+                  min_edge_share: float = 0.05, progress: Callable[[int], None] | None = None) -> str:
     """The whole page as a string (every number computed on ``con`` now)."""
     started = time.perf_counter()
     step = progress or (lambda _n: None)
@@ -154,7 +154,7 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
 
 
 def write_report(con: duckdb.DuckDBPyConnection, out: Path, ideal: IdealJourney | None = None,
-                 min_edge_share: float = 0.02, progress: Callable[[int], None] | None = None) -> Path:
+                 min_edge_share: float = 0.05, progress: Callable[[int], None] | None = None) -> Path:
     """Render and write the page; returns its path."""
     page = render_report(con, ideal, min_edge_share, progress)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,3 +101,16 @@ def test_the_stage_map_equals_stage_transitions(clinic: duckdb.DuckDBPyConnectio
     last = dict(clinic.execute("SELECT current_stage, count(*) FROM customers WHERE current_stage IS NOT NULL "
                                "GROUP BY 1").fetchall())
     assert dropped == last
+
+
+@pytest.mark.parametrize("log", ["receipt_wabo.csv"])
+def test_counting_from_touchpoints_equals_the_projected_tables(log: str, data_dir: Path, tmp_path: Path) -> None:
+    con = _open(log_snapshot(data_dir / log, tmp_path))
+    projected, counted = to_json(build_map(con, "activity")), to_json(build_map(con, "activity", precomputed=False))
+    assert projected["nodes"] == counted["nodes"] and projected["variants"] == counted["variants"]
+    assert len(projected["edges"]) == len(counted["edges"])
+    for ours, theirs in zip(projected["edges"], counted["edges"]):
+        assert ours.keys() == theirs.keys()
+        for key, value in ours.items():
+            assert value == (pytest.approx(theirs[key], rel=1e-12) if isinstance(value, float) else theirs[key]), key
+    assert JourneyFilter(min_edge_share=0.2).keeps_everyone and not JourneyFilter(top_variants=3).keeps_everyone
