@@ -37,8 +37,9 @@ FROM touch
 """
 
 _FUNNEL = """
-WITH furthest AS (
-    SELECT customer_id, max(list_position(?::VARCHAR[], stage)) AS reached
+WITH furthest AS (  -- without a visit, a journey gets no further than booking (a promotion is no treatment)
+    SELECT customer_id, CASE WHEN bool_or(type = 'visit') THEN max(list_position(?::VARCHAR[], stage))
+                             ELSE least(max(list_position(?::VARCHAR[], stage)), ?) END AS reached
     FROM touchpoints WHERE stage IS NOT NULL AND customer_id NOT LIKE 'ambiguous:%' GROUP BY 1
 ), first_entry AS (
     SELECT customer_id, stage, min(occurred_at) AS at FROM touchpoints
@@ -114,13 +115,15 @@ def headline(con: duckdb.DuckDBPyConnection) -> Headline:
 
 def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
     """The stage funnel: ``stage_funnel`` when the projection has it (True), else computed
-    here (False): a customer *entered* a stage when their journey got at least that far."""
+    here (False): a customer *entered* a stage when their journey got at least that far
+    (stages from first_visit on only with a visit)."""
     if has_table(con, "stage_funnel"):
         rows = con.execute("SELECT stage, stage_order, entered, reached_next, median_seconds_to_next "
                            "FROM stage_funnel ORDER BY stage_order").fetchall()
         return [FunnelRow(*r) for r in rows], True
     stages = list(STAGES)
-    rows = con.execute(_FUNNEL, [stages, stages, stages, stages]).fetchall()
+    before_visit = stages.index("first_visit")
+    rows = con.execute(_FUNNEL, [stages, stages, before_visit, stages, stages, stages]).fetchall()
     return [FunnelRow(*r) for r in rows], False
 
 

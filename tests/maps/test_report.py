@@ -134,3 +134,18 @@ def test_the_browser_check_sees_errors_and_requests(tmp_path: Path) -> None:
         assert "http://127.0.0.1:9/x.png" in page.requests
     finally:
         page.close()
+
+
+def test_the_computed_funnel_agrees_with_the_headline(clinic: duckdb.DuckDBPyConnection) -> None:
+    from journey.maps.clinic import funnel, headline
+
+    rows, from_contract = funnel(clinic)
+    assert not from_contract
+    entered = [r.entered for r in rows]
+    assert entered == sorted(entered, reverse=True)  # a customer counts at every stage up to the furthest
+    by_stage = {r.stage: r for r in rows}
+    assert by_stage["first_visit"].entered == headline(clinic).new_patients
+    assert all(r.dropped == r.entered - r.reached_next >= 0 for r in rows)
+    assert rows[0].entered == clinic.execute(
+        "SELECT count(DISTINCT customer_id) FROM touchpoints WHERE stage IS NOT NULL AND "
+        "customer_id NOT LIKE 'ambiguous:%'").fetchone()[0]
