@@ -65,16 +65,23 @@ FROM map_steps GROUP BY node ORDER BY node
 """
 
 _EDGES = """
-SELECT node, next_node, count(*) AS transitions, count(DISTINCT customer_id) AS customers,
-    avg(seconds) AS mean_seconds, median(seconds) AS median_seconds,
-    quantile_cont(seconds, 0.9) AS p90_seconds
-FROM map_steps WHERE next_node IS NOT NULL GROUP BY ALL ORDER BY node, next_node
+SELECT node, next_node, transitions, customers, mean_seconds, q[1] AS median_seconds, q[2] AS p90_seconds
+FROM (SELECT node, next_node, count(*) AS transitions, count(DISTINCT customer_id) AS customers,
+          avg(seconds) AS mean_seconds, quantile_cont(seconds, [0.5, 0.9]) AS q
+      FROM map_steps WHERE next_node IS NOT NULL GROUP BY ALL)
+ORDER BY node, next_node
+"""
+
+# Variants group lists of small integers, not of names: twice as fast on 1M touches.
+_NAMES = """
+CREATE OR REPLACE TEMP TABLE map_names AS
+SELECT node, (row_number() OVER (ORDER BY node))::UINTEGER AS id FROM (SELECT DISTINCT node FROM map_raw)
 """
 
 _VARIANTS = """
 SELECT path, count(*) AS customers FROM (
-    SELECT list(node ORDER BY ord) AS path FROM map_raw GROUP BY customer_id)
-GROUP BY path ORDER BY customers DESC, array_to_string(path, ' > ')
+    SELECT list(id ORDER BY ord) AS path FROM map_raw JOIN map_names USING (node) GROUP BY customer_id)
+GROUP BY path
 """
 
 
@@ -127,10 +134,13 @@ def _aggregate(con: duckdb.DuckDBPyConnection, level: Level,
         if f.top_variants is not None:
             con.execute(_TOP, [f.top_variants])
         con.execute(_STEPS)
-        return (con.execute(_NODES).fetchall(), con.execute(_EDGES).fetchall(),
-                con.execute(_VARIANTS).fetchall())
+        con.execute(_NAMES)
+        names = dict(con.execute("SELECT id, node FROM map_names").fetchall())
+        variants = [([names[i] for i in path], n) for path, n in con.execute(_VARIANTS).fetchall()]
+        variants.sort(key=lambda v: (-v[1], " > ".join(v[0])))
+        return con.execute(_NODES).fetchall(), con.execute(_EDGES).fetchall(), variants
     finally:
-        con.execute("DROP TABLE IF EXISTS map_raw; DROP TABLE IF EXISTS map_steps")
+        con.execute("DROP TABLE IF EXISTS map_raw; DROP TABLE IF EXISTS map_steps; DROP TABLE IF EXISTS map_names")
 
 
 def _graph(level: Level, nodes: list[tuple[Any, ...]], edges: list[tuple[Any, ...]],
