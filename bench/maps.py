@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,8 +42,8 @@ def build_snapshot(store_path: Path, snapshot: Path) -> None:
     if snapshot.exists():
         return
     from journey.projections.projector import Projector
-    from journey.projections.publish import publish
     from journey.projections.pseudonym import Pseudonymiser
+    from journey.projections.publish import publish
     from journey.store.event_store import EventStore
     from journey.store.sqlite import open_sqlite
 
@@ -132,8 +131,11 @@ def _counted(snapshot: str, out: str) -> dict[str, float]:
     return _journey(snapshot, out, precomputed=False)
 
 
-def _build(store: str, snapshot: str) -> dict[str, float]:
+def _build(store: str, snapshot: str, touches: int) -> dict[str, float]:
+    from projection import build_store
+
     start = time.perf_counter()
+    build_store(Path(store), touches)
     build_snapshot(Path(store), Path(snapshot))
     return {"events": 1, "seconds": time.perf_counter() - start}
 
@@ -157,18 +159,18 @@ def main() -> None:
     parser.add_argument("--child", nargs=3)
     args = parser.parse_args()
     if args.child:
-        kind, snapshot, out = args.child
-        kinds = {"journey": _journey, "counted": _counted, "pm4py": _pm4py, "report": _report, "build": _build}
-        emit(kinds[kind](snapshot, out), "events")
+        kind, first, second = args.child  # build: store, snapshot; the others: snapshot, output
+        if kind == "build":
+            emit(_build(first, second, args.touches), "events")
+            return
+        kinds = {"journey": _journey, "counted": _counted, "pm4py": _pm4py, "report": _report}
+        emit(kinds[kind](first, second), "events")
         return
     work = work_dir().resolve()
     store_path = work / f"events-{args.touches}.sqlite"
     snapshot = work / f"maps-{args.touches}.duckdb"
     if not snapshot.exists():  # in a child, so this process stays small (children inherit its peak RSS)
-        subprocess.run([sys.executable, "-c", f"from projection import build_store; from pathlib import Path; "
-                        f"build_store(Path({str(store_path)!r}), {args.touches})"], check=True,
-                       cwd=Path(__file__).parent)
-        measure(__file__, "build", str(store_path), str(snapshot))
+        measure(__file__, "build", str(store_path), str(snapshot), "--touches", str(args.touches))
     kinds = {PEER: ("pm4py", "pm4py"), PROJECTED: ("journey", "journey"), COUNTED: ("counted", "counted"),
              REPORT: ("report", None)}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in kinds}

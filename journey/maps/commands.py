@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +46,21 @@ def snapshot(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _moment(text: str | None) -> datetime | None:
+    """An ISO 8601 date or moment; without an offset it is UTC (say +03:00 for Moscow)."""
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"{text!r} is not a date or an ISO 8601 moment (2025-03-01 or 2025-03-01T09:00+03:00)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The journey filters, shared by the map and ideal commands."""
     options = [
-        click.option("--since", help="journeys whose first touch is at or after this date/moment"),
+        click.option("--since", help="journeys whose first touch is at or after this date/moment (UTC unless "
+                     "an offset is given, e.g. 2025-03-01T00:00+03:00)"),
         click.option("--until", help="journeys whose first touch is before this date/moment"),
         click.option("--channel", multiple=True, help="some touch came through this channel (repeatable)"),
         click.option("--first-channel", multiple=True, help="the journey began on this channel (repeatable)"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata, resources
 from pathlib import Path
 from string import Template
@@ -129,7 +129,7 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
     values = {
         "plotly_js": get_plotlyjs(),
         "period": html.escape(_period(con)),
-        "built": datetime.now(timezone.utc).strftime("%d %b %Y %H:%M UTC"),
+        "built": datetime.now(UTC).strftime("%d %b %Y %H:%M UTC"),
         "metrics": _metrics(head),
         "sankey": _figure(charts.sankey_chart(stages)),
         "funnel": _figure(charts.funnel_chart(stages)),

@@ -4,7 +4,7 @@ the projection's schema), and on the demo clinic, which plants every kind."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -14,7 +14,7 @@ from journey.maps.deviations import compare
 from journey.maps.filters import JourneyFilter
 from journey.maps.ideal import load_ideal
 
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 D = timedelta(days=1)
 

@@ -4,8 +4,8 @@ activity name (quotes, backslashes, newlines)."""
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import duckdb
 import networkx as nx

@@ -3,7 +3,7 @@ projection, and hostile strings stay data (bound) or are refused (names)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
@@ -37,7 +37,7 @@ def test_each_filter_matches_a_direct_count(clinic: duckdb.DuckDBPyConnection) -
         (JourneyFilter(segment={"sex": "female"}), "SELECT customer_id FROM customers WHERE sex = 'female'"),
         (JourneyFilter(properties={"booked_via": "online"}),
             "SELECT DISTINCT customer_id FROM touchpoints WHERE properties->>'booked_via' = 'online'"),
-        (JourneyFilter(since=datetime(2025, 7, 1, tzinfo=timezone.utc)),
+        (JourneyFilter(since=datetime(2025, 7, 1, tzinfo=UTC)),
             "SELECT customer_id FROM customers WHERE first_touch_at >= TIMESTAMPTZ '2025-07-01 00:00:00+00'"),
     ]
     for journey_filter, sql in cases:

@@ -13,6 +13,7 @@ import pytest
 from journey.maps.export import to_json
 from journey.maps.filters import JourneyFilter
 from journey.maps.graph import EXIT, START, build_map
+from tests.conftest import DATA
 from tests.maps.conftest import log_snapshot
 from tests.projections.test_pm4py_oracle import reference
 
@@ -43,8 +44,7 @@ def test_json_export_of_the_activity_map_equals_pm4py(log: str, data_dir: Path, 
 
 @pytest.fixture(scope="module")
 def eshop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "eshop_clothing_2008_clicks.csv"
-    return log_snapshot(data, tmp_path_factory.mktemp("eshop"))
+    return log_snapshot(DATA / "eshop_clothing_2008_clicks.csv", tmp_path_factory.mktemp("eshop"))
 
 
 def test_hiding_rare_edges_keeps_a_log_of_hundreds_of_activities_readable(eshop: Path) -> None:
