@@ -3,6 +3,7 @@ the projection's schema), and on the demo clinic, which plants every kind."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from journey.maps.deviations import compare
 from journey.maps.filters import JourneyFilter
-from journey.maps.ideal import load_ideal
+from journey.maps.ideal import IdealJourney, load_ideal
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -96,3 +97,30 @@ def test_the_demo_clinic_shows_every_kind_of_deviation(clinic: duckdb.DuckDBPyCo
         assert 0 < row.deviated < row.expected, item
     per_customer = clinic.execute("SELECT count(DISTINCT customer_id) FROM ideal_deviations").fetchone()[0]
     assert per_customer == result.deviating
+
+
+def _model(steps: str) -> IdealJourney:
+    return IdealJourney.model_validate(tomllib.loads('name = "test"\n' + steps))
+
+
+def test_where_reads_touch_properties(clinic: duckdb.DuckDBPyConnection) -> None:
+    model = _model('[[steps]]\nid = "call"\nactivities = ["call"]\nafter = []\n'
+                   '[[steps]]\nid = "online"\nactivities = ["booking"]\nwhere = { booked_via = "online" }\n')
+    result = compare(clinic, model)
+    expected = clinic.execute(
+        "SELECT count(DISTINCT customer_id) FROM touchpoints WHERE activity = 'call' AND customer_id NOT IN "
+        "(SELECT customer_id FROM touchpoints WHERE activity = 'booking' AND properties->>'booked_via' = 'online')"
+    ).fetchone()[0]
+    missing = next(r for r in result.rows if r.kind == "missing_step" and r.item == "online")
+    assert missing.deviated == expected > 0
+
+
+@pytest.mark.parametrize("hostile", ["x'); DROP TABLE touchpoints; --", "' OR '1'='1", '"; SELECT 1; --'])
+def test_hostile_model_values_are_bound(clinic: duckdb.DuckDBPyConnection, hostile: str) -> None:
+    steps = [{"id": "a", "activities": [hostile], "where": {"purpose": hostile, "booked_via": hostile}},
+             {"id": "b", "activities": ["visit"]}]
+    model = IdealJourney.model_validate({"name": hostile, "steps": steps})
+    result = compare(clinic, model)
+    customers = clinic.execute("SELECT count(*) FROM customers").fetchone()[0]
+    assert result.rows[0].deviated == customers  # nobody matched the hostile step
+    assert clinic.execute("SELECT count(*) FROM touchpoints").fetchone()[0] > 0

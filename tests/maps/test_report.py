@@ -149,3 +149,23 @@ def test_the_computed_funnel_agrees_with_the_headline(clinic: duckdb.DuckDBPyCon
     assert rows[0].entered == clinic.execute(
         "SELECT count(DISTINCT customer_id) FROM touchpoints WHERE stage IS NOT NULL AND "
         "customer_id NOT LIKE 'ambiguous:%'").fetchone()[0]
+
+
+def test_without_ad_spend_the_cost_is_not_known(clinic_snapshot: Path) -> None:
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS clinic (READ_ONLY)", [str(clinic_snapshot)])
+    con.execute("CREATE TABLE touchpoints AS SELECT * FROM clinic.touchpoints WHERE type <> 'ad_spend'")
+    con.execute("CREATE TABLE customers AS SELECT * FROM clinic.customers")
+    page = render_report(con)
+    cell = re.search(r'data-metric="cost_per_new_patient" data-value="([^"]*)">([^<]*)<', page)
+    assert cell is not None and cell.groups() == ("", "not known")
+    assert "no ad spend recorded" in page
+
+
+def test_an_empty_projection_still_renders(clinic_snapshot: Path) -> None:
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS clinic (READ_ONLY)", [str(clinic_snapshot)])
+    con.execute("CREATE TABLE touchpoints AS SELECT * FROM clinic.touchpoints LIMIT 0")
+    con.execute("CREATE TABLE customers AS SELECT * FROM clinic.customers LIMIT 0")
+    page = render_report(con)
+    assert 'data-metric="new_patients" data-value="0">0<' in page and "No touches yet" in page
