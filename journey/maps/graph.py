@@ -42,46 +42,43 @@ _RAW = {
         WHERE before IS NULL OR before <> node""",
 }
 
-_TOP = """
-CREATE OR REPLACE TEMP TABLE map_raw AS
-SELECT r.* FROM map_raw r JOIN (
-    SELECT customer_id FROM (SELECT customer_id, list(node ORDER BY ord) AS path FROM map_raw GROUP BY 1)
-    WHERE path IN (SELECT path FROM (SELECT list(node ORDER BY ord) AS path FROM map_raw GROUP BY customer_id)
-                   GROUP BY path ORDER BY count(*) DESC, array_to_string(path, ' > ') LIMIT ?)
-) USING (customer_id)
-"""
+# Nodes are numbered (in name order) before anything is grouped: steps, edges and
+# variants then group small integers instead of names, about twice as fast on 1M touches.
+_NAMES = {
+    "activity": "SELECT DISTINCT activity AS node FROM touchpoints WHERE customer_id IS NOT NULL",
+    "stage": "SELECT DISTINCT stage AS node FROM touchpoints WHERE stage IS NOT NULL",
+}
 
 _STEPS = """
-CREATE OR REPLACE TEMP TABLE map_steps AS
-SELECT customer_id, node, row_number() OVER w = 1 AS first, lead(node) OVER w AS next_node,
-    (epoch_us(lead(occurred_at) OVER w) - epoch_us(occurred_at)) / 1e6 AS seconds
-FROM map_raw WINDOW w AS (PARTITION BY customer_id ORDER BY ord)
+CREATE OR REPLACE TEMP TABLE map_steps AS WITH kept AS ({kept})
+SELECT r.customer_id, n.id, r.ord, row_number() OVER w = 1 AS first, lead(n.id) OVER w AS next_id,
+    (epoch_us(lead(r.occurred_at) OVER w) - epoch_us(r.occurred_at)) / 1e6 AS seconds
+FROM ({raw}) r JOIN map_names n ON n.node = r.node
+WINDOW w AS (PARTITION BY r.customer_id ORDER BY r.ord)
+"""
+
+_PATHS = """
+CREATE OR REPLACE TEMP TABLE map_paths AS
+SELECT customer_id, list(id ORDER BY ord) AS path FROM map_steps GROUP BY customer_id
+"""
+
+_TOP = """
+CREATE OR REPLACE TEMP TABLE map_steps AS SELECT * FROM map_steps WHERE customer_id IN (
+    SELECT customer_id FROM map_paths WHERE path IN (SELECT unnest(?::UINTEGER[][])))
 """
 
 _NODES = """
-SELECT node, count(*) AS events, count(DISTINCT customer_id) AS customers,
-    count(*) FILTER (WHERE first) AS starts, count(*) FILTER (WHERE next_node IS NULL) AS ends
-FROM map_steps GROUP BY node ORDER BY node
+SELECT id, count(*) AS events, count(DISTINCT customer_id) AS customers,
+    count(*) FILTER (WHERE first) AS starts, count(*) FILTER (WHERE next_id IS NULL) AS ends
+FROM map_steps GROUP BY id ORDER BY id
 """
 
 _EDGES = """
-SELECT node, next_node, transitions, customers, mean_seconds, q[1] AS median_seconds, q[2] AS p90_seconds
-FROM (SELECT node, next_node, count(*) AS transitions, count(DISTINCT customer_id) AS customers,
+SELECT id, next_id, transitions, customers, mean_seconds, q[1] AS median_seconds, q[2] AS p90_seconds
+FROM (SELECT id, next_id, count(*) AS transitions, count(DISTINCT customer_id) AS customers,
           avg(seconds) AS mean_seconds, quantile_cont(seconds, [0.5, 0.9]) AS q
-      FROM map_steps WHERE next_node IS NOT NULL GROUP BY ALL)
-ORDER BY node, next_node
-"""
-
-# Variants group lists of small integers, not of names: twice as fast on 1M touches.
-_NAMES = """
-CREATE OR REPLACE TEMP TABLE map_names AS
-SELECT node, (row_number() OVER (ORDER BY node))::UINTEGER AS id FROM (SELECT DISTINCT node FROM map_raw)
-"""
-
-_VARIANTS = """
-SELECT path, count(*) AS customers FROM (
-    SELECT list(id ORDER BY ord) AS path FROM map_raw JOIN map_names USING (node) GROUP BY customer_id)
-GROUP BY path
+      FROM map_steps WHERE next_id IS NOT NULL GROUP BY ALL)
+ORDER BY id, next_id
 """
 
 
@@ -129,18 +126,23 @@ def _aggregate(con: duckdb.DuckDBPyConnection, level: Level,
                f: JourneyFilter) -> tuple[list[tuple[Any, ...]], ...]:
     """Nodes, edges and variants of the filtered journeys, counted from ``touchpoints``."""
     kept, params = compile_customers(f)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE map_raw AS WITH kept AS ({kept}) {_RAW[level]}", params)
+    con.execute("CREATE OR REPLACE TEMP TABLE map_names AS SELECT node, "
+                f"(row_number() OVER (ORDER BY node))::UINTEGER AS id FROM ({_NAMES[level]})")
     try:
-        if f.top_variants is not None:
-            con.execute(_TOP, [f.top_variants])
-        con.execute(_STEPS)
-        con.execute(_NAMES)
         names = dict(con.execute("SELECT id, node FROM map_names").fetchall())
-        variants = [([names[i] for i in path], n) for path, n in con.execute(_VARIANTS).fetchall()]
-        variants.sort(key=lambda v: (-v[1], " > ".join(v[0])))
-        return con.execute(_NODES).fetchall(), con.execute(_EDGES).fetchall(), variants
+        con.execute(_STEPS.format(kept=kept, raw=_RAW[level]), params)
+        con.execute(_PATHS)
+        paths = con.execute("SELECT path, count(*) FROM map_paths GROUP BY path").fetchall()
+        variants = sorted(((path, [names[i] for i in path], n) for path, n in paths),
+                          key=lambda v: (-v[2], " > ".join(v[1])))
+        if f.top_variants is not None:
+            variants = variants[: f.top_variants]
+            con.execute(_TOP, [[path for path, _, _ in variants]])
+        nodes = [(names[i], *rest) for i, *rest in con.execute(_NODES).fetchall()]
+        edges = [(names[a], names[b], *rest) for a, b, *rest in con.execute(_EDGES).fetchall()]
+        return nodes, edges, [(named, n) for _, named, n in variants]
     finally:
-        con.execute("DROP TABLE IF EXISTS map_raw; DROP TABLE IF EXISTS map_steps; DROP TABLE IF EXISTS map_names")
+        con.execute("DROP TABLE IF EXISTS map_names; DROP TABLE IF EXISTS map_steps; DROP TABLE IF EXISTS map_paths")
 
 
 def _graph(level: Level, nodes: list[tuple[Any, ...]], edges: list[tuple[Any, ...]],

@@ -1,0 +1,91 @@
+"""The composition root: wires adapters from ``Settings``. Nothing else picks adapters."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from eventsourcing.persistence import OperationalError, InterfaceError
+
+from journey.config import Settings
+from journey.errors import ConfigurationError, EventStoreError
+from journey.ingest.pipeline import Ingestor
+from journey.projections.operations import ProjectionPaths
+from journey.projections.pseudonym import Pseudonymiser
+from journey.store.event_store import EventStore
+from journey.store.recorder import JourneyRecorder
+
+__all__ = ["open_event_store", "open_ingestor", "open_pseudonymiser", "open_recorder", "projection_paths"]
+
+
+def open_recorder(settings: Settings) -> JourneyRecorder:
+    """Open the configured event store database, creating its tables if needed."""
+    if settings.is_postgres:
+        from journey.store.postgres import open_postgres, redact
+
+        try:
+            return open_postgres(settings.event_store_url)
+        except (OperationalError, InterfaceError) as error:
+            raise EventStoreError(
+                f"cannot reach the PostgreSQL event store at {redact(settings.event_store_url)}: "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}; check that "
+                "the server runs and JOURNEY_EVENT_STORE is right"
+            ) from None
+    from journey.store.sqlite import open_sqlite
+
+    path = settings.sqlite_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open_sqlite(str(path))
+    except (OSError, OperationalError, InterfaceError) as error:
+        raise EventStoreError(
+            f"cannot open the SQLite event store at {path}: {error}; check the path "
+            "and its permissions (JOURNEY_HOME or JOURNEY_EVENT_STORE)"
+        ) from None
+
+
+def open_event_store(settings: Settings) -> EventStore:
+    return EventStore(open_recorder(settings))
+
+
+def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:
+    return Ingestor(
+        store or open_event_store(settings),
+        default_region=settings.default_region,
+        max_record_bytes=settings.max_record_bytes,
+        batch_size=settings.batch_size,
+        workers=settings.ingest_workers,
+    )
+
+
+def projection_paths(settings: Settings) -> ProjectionPaths:
+    return ProjectionPaths(settings.projection_path, settings.analytics_path,
+                           settings.projection_batch, settings.duckdb_memory)
+
+
+def open_pseudonymiser(settings: Settings) -> Pseudonymiser:
+    """The pseudonym secret: from the environment, or from a file only its owner can
+    read (created on first use). The secret never enters a database or a log."""
+    if settings.hmac_secret is not None:
+        secret = settings.hmac_secret.encode()
+    else:
+        secret = _secret_file(settings.hmac_secret_file)
+    if len(secret) < 16:
+        raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
+    return Pseudonymiser(secret)
+
+
+def _secret_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
+        )
+    return path.read_bytes().strip()

@@ -1,0 +1,120 @@
+"""Settings from the environment (``JOURNEY_*``), read once by the composition root."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from journey.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}={text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={value} is out of range; use {low}..{high}")
+    return value
+
+
+def _memory(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip(), re.IGNORECASE):
+        raise ConfigurationError(f"JOURNEY_DUCKDB_MEMORY={text!r} is not a size such as 2GB or 512MB")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What journey is configured with. Every field has an environment variable.
+
+    - ``JOURNEY_HOME``: where the embedded stores live (default ``./.journey``)
+    - ``JOURNEY_EVENT_STORE``: ``postgresql://USER:PASSWORD@HOST:PORT/DB`` or
+      ``sqlite:///PATH``; unset means SQLite at ``$JOURNEY_HOME/events.sqlite``
+    - ``JOURNEY_DEFAULT_REGION``: ISO country code for phones sent without ``+``
+    - ``JOURNEY_BATCH_SIZE``: records per atomic append (default 5000)
+    - ``JOURNEY_MAX_RECORD_BYTES``: larger records are quarantined (default 65536)
+    - ``JOURNEY_INGEST_WORKERS``: processes validating records while one writes
+      (default: the number of CPUs; 0 validates in the writing process)
+    - ``JOURNEY_PROJECTION``: the projector's DuckDB file (default ``$JOURNEY_HOME/projection.duckdb``)
+    - ``JOURNEY_ANALYTICS``: the published read-only DuckDB file analysts open
+      (default ``$JOURNEY_HOME/analytics.duckdb``)
+    - ``JOURNEY_PROJECTION_BATCH``: events per projector transaction (default 245760:
+      two DuckDB row groups, so large appends are written straight to the file)
+    - ``JOURNEY_DUCKDB_MEMORY``: the projector's DuckDB memory limit (default 2GB; DuckDB
+      spills to disk beyond it)
+    - ``JOURNEY_KAFKA_BOOTSTRAP``: Kafka bootstrap servers (default ``localhost:9092``)
+    - ``JOURNEY_KAFKA_TOPIC``: the touches topic (default ``touches``); invalid messages go
+      to ``JOURNEY_KAFKA_DEAD_LETTER_TOPIC`` (default ``<topic>.dead-letter``)
+    - ``JOURNEY_KAFKA_GROUP``: the ingest workers' consumer group (default ``journey-ingest``)
+    - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
+      means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
+      created with mode 0600 on first use)
+    """
+
+    home: Path
+    event_store_url: str
+    default_region: str | None = None
+    batch_size: int = 5000
+    max_record_bytes: int = 64 * 1024
+    ingest_workers: int = 1
+    projection_path: Path = Path(".journey/projection.duckdb")
+    analytics_path: Path = Path(".journey/analytics.duckdb")
+    projection_batch: int = 245_760
+    duckdb_memory: str = "2GB"
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_topic: str = "touches"
+    kafka_dead_letter_topic: str = "touches.dead-letter"
+    kafka_group: str = "journey-ingest"
+    hmac_secret: str | None = field(default=None, repr=False)
+    hmac_secret_file: Path = Path(".journey/hmac.key")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("JOURNEY_HOME") or ".journey")
+        url = env.get("JOURNEY_EVENT_STORE") or f"sqlite:///{home / 'events.sqlite'}"
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigurationError(
+                "JOURNEY_EVENT_STORE must start with sqlite:/// or postgresql:// "
+                f"(got {url.split('://')[0]!r}://...)"
+            )
+        region = (env.get("JOURNEY_DEFAULT_REGION") or "").strip().upper() or None
+        if region is not None and not (len(region) == 2 and region.isalpha()):
+            raise ConfigurationError(
+                f"JOURNEY_DEFAULT_REGION={region!r} is not a two-letter country code such as RU"
+            )
+        return cls(
+            home=home,
+            event_store_url=url,
+            default_region=region,
+            batch_size=_int(env, "JOURNEY_BATCH_SIZE", 5000, 1, 1_000_000),
+            max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", 64 * 1024, 1024, 16 * 2**20),
+            ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 0, 256),
+            projection_path=Path(env.get("JOURNEY_PROJECTION") or home / "projection.duckdb"),
+            analytics_path=Path(env.get("JOURNEY_ANALYTICS") or home / "analytics.duckdb"),
+            projection_batch=_int(env, "JOURNEY_PROJECTION_BATCH", 245_760, 1, 10_000_000),
+            duckdb_memory=_memory(env.get("JOURNEY_DUCKDB_MEMORY") or "2GB"),
+            kafka_bootstrap=env.get("JOURNEY_KAFKA_BOOTSTRAP") or "localhost:9092",
+            kafka_topic=(topic := env.get("JOURNEY_KAFKA_TOPIC") or "touches"),
+            kafka_dead_letter_topic=env.get("JOURNEY_KAFKA_DEAD_LETTER_TOPIC") or f"{topic}.dead-letter",
+            kafka_group=env.get("JOURNEY_KAFKA_GROUP") or "journey-ingest",
+            hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
+            hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.event_store_url.startswith("postgres")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.event_store_url.removeprefix("sqlite:///"))

@@ -1,0 +1,140 @@
+"""What ``journey project``, ``journey project --follow``, ``journey rebuild`` and
+``journey project --as-of`` do, on explicit paths (the CLI wires them from settings)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from threading import Event
+
+from journey.projections.projector import CatchUp, Projector
+from journey.projections.pseudonym import Pseudonymiser
+from journey.projections.publish import projector_lock, publish
+from journey.store.event_store import EventStore
+
+__all__ = ["ProjectionPaths", "build_as_of", "catch_up", "follow", "rebuild"]
+
+log = logging.getLogger("journey.projector")
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ProjectionPaths:
+    working: Path
+    """The projector's own DuckDB file (one writer)."""
+    snapshot: Path
+    """The published, read-only file analysts open."""
+    batch_size: int = 245_760
+    """Events per projector transaction."""
+    memory_limit: str = "2GB"
+    """DuckDB's memory limit for the projector (it spills to disk beyond it)."""
+
+
+def catch_up(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
+             progress: Progress | None = None) -> CatchUp:
+    """Catch up, derive, publish, exit. A poison event stops it with a clear error."""
+    with projector_lock(paths.working):
+        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        try:
+            result = projector.catch_up(progress=progress)
+            if projector.derive() or not paths.snapshot.exists():
+                publish(projector.con, paths.snapshot)
+            return result
+        finally:
+            projector.close()
+
+
+@contextmanager
+def _stop_on_signals(stop: Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (only the main thread may handle signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing the current batch, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser, *,
+           interval: float = 1.0, stop: Event | None = None,
+           on_cycle: Callable[[CatchUp], None] | None = None) -> None:
+    """Keep following the store (polling every ``interval`` seconds) until SIGINT,
+    SIGTERM or ``stop``. Poison events go to ``dead_letters`` and the rest goes on;
+    the snapshot is republished after every cycle that loaded something."""
+    stop = stop or Event()
+    with projector_lock(paths.working), _stop_on_signals(stop):
+        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        log.info("following the event store from position %s; Ctrl-C or SIGTERM stops", projector.position)
+        try:
+            while not stop.is_set():
+                result = projector.catch_up(dead_letter=True, stop=stop)
+                for poison in result.poison:
+                    log.warning("position %s (%s) sent to dead_letters: %s",
+                                poison.position, poison.event_id, poison.reason)
+                if projector.derive() or not paths.snapshot.exists():
+                    publish(projector.con, paths.snapshot)
+                    log.info("published position %s to %s", projector.position, paths.snapshot)
+                if on_cycle:
+                    on_cycle(result)
+                stop.wait(interval)
+        finally:
+            projector.close()
+
+
+def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
+            progress: Progress | None = None) -> CatchUp:
+    """Build from scratch into a new file, then swap it in (blue/green) and publish.
+
+    Readers never see a half-built database; a poison event stops the rebuild
+    and leaves the current projection as it was.
+    """
+    with projector_lock(paths.working):
+        fresh = paths.working.with_name(paths.working.name + ".rebuild")
+        fresh.unlink(missing_ok=True)
+        Path(str(fresh) + ".wal").unlink(missing_ok=True)
+        projector = Projector(store, fresh, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        try:
+            result = projector.catch_up(progress=progress)
+            projector.derive(force=True)
+            projector.con.execute("CHECKPOINT")
+        except BaseException:
+            projector.close()
+            fresh.unlink(missing_ok=True)
+            raise
+        projector.close()
+        os.replace(fresh, paths.working)
+        published = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        try:
+            publish(published.con, paths.snapshot)
+        finally:
+            published.close()
+        return result
+
+
+def build_as_of(store: EventStore, out: Path, as_of: datetime, pseudonyms: Pseudonymiser,
+                progress: Progress | None = None) -> CatchUp:
+    """The projection of what was known at ``as_of`` (events recorded up to it), in ``out``."""
+    if out.exists():
+        out.unlink()
+    projector = Projector(store, out, pseudonyms, as_of=as_of)
+    try:
+        result = projector.catch_up(progress=progress)
+        projector.derive(force=True)
+        return result
+    finally:
+        projector.close()

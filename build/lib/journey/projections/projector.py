@@ -1,0 +1,184 @@
+"""The projector: catches a DuckDB file up with the event store, exactly once.
+
+Each batch of notifications is loaded and its position tracked in one DuckDB
+transaction; a crash anywhere (kill -9 included) resumes from the last committed
+position. The analyst tables are then derived in one more transaction and a
+read-only snapshot is published for analysts (see ``publish``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from threading import Event
+
+import duckdb
+from eventsourcing.persistence import Tracking
+
+from journey.errors import ProjectionError
+from journey.projections.derive import derive
+from journey.projections.load import Poison, load_batch
+from journey.projections.pseudonym import Pseudonymiser
+from journey.projections.schema import BASE_DDL, SCHEMA_VERSION
+from journey.projections.tracking import DuckDBTrackingRecorder
+from journey.store.event_store import EventStore
+
+__all__ = ["CatchUp", "Projector"]
+
+APPLICATION = "journey-projection"
+
+
+@dataclass
+class CatchUp:
+    """What one catch-up did."""
+
+    read: int = 0
+    loaded: int = 0
+    poison: list[Poison] = field(default_factory=list)
+    position: int = 0
+    seconds: float = 0.0
+
+
+class Projector:
+    """Owns one DuckDB file (one writing process at a time, DuckDB's rule)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        path: Path,
+        pseudonyms: Pseudonymiser,
+        *,
+        batch_size: int = 245_760,
+        as_of: datetime | None = None,
+        memory_limit: str = "2GB",
+    ) -> None:
+        self.store = store
+        self.path = path
+        self.pseudonyms = pseudonyms
+        self.batch_size = batch_size
+        self.as_of = as_of
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.IOException as error:
+            raise ProjectionError(
+                f"cannot open {path}: {str(error).splitlines()[0]}; is another projector "
+                "running? (`journey status` shows it)"
+            ) from None
+        self.con.execute("SET enable_progress_bar = false")
+        self.con.execute("SET memory_limit = ?", [memory_limit])
+        for statement in BASE_DDL:
+            self.con.execute(statement)
+        self.tracking = DuckDBTrackingRecorder(self.con)
+        self._check_meta()
+
+    def _check_meta(self) -> None:
+        meta = dict(self.con.execute("SELECT key, value FROM internal.meta").fetchall())
+        expected = {
+            "schema_version": str(SCHEMA_VERSION),
+            "pseudonym_key": self.pseudonyms.fingerprint,
+            "as_of": self.as_of.isoformat() if self.as_of else "",
+        }
+        if not meta:
+            self.con.executemany("INSERT INTO internal.meta VALUES (?, ?)", list(expected.items()))
+            return
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise ProjectionError(
+                    f"{self.path} was built with another {key.replace('_', ' ')} "
+                    f"({meta.get(key) or 'none'!r}, now {value or 'none'!r}); run `journey rebuild`"
+                )
+
+    @property
+    def position(self) -> int:
+        return self.tracking.max_tracking_id(APPLICATION) or 0
+
+    def derived_position(self) -> int:
+        row = self.con.execute("SELECT derived_position FROM projection_status").fetchone()
+        return -1 if row is None else int(row[0])
+
+    def catch_up(
+        self,
+        *,
+        dead_letter: bool = False,
+        stop: Event | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> CatchUp:
+        """Load every stored event after the tracked position, batch by batch.
+
+        A poison event raises ``ProjectionError`` (nothing of its batch is kept),
+        or with ``dead_letter`` is recorded in ``dead_letters`` while the rest goes on.
+        """
+        result = CatchUp(position=self.position)
+        started = time.perf_counter()
+        while not (stop and stop.is_set()):
+            positions, lines = self.store.recorder.select_lines(result.position + 1, self.batch_size)
+            if not positions:
+                break
+            self.con.begin()
+            try:
+                loaded, poison = load_batch(self.con, positions, lines, self.pseudonyms, as_of=self.as_of)
+                if poison and not dead_letter:
+                    first = poison[0]
+                    raise ProjectionError(
+                        f"the stored event at position {first.position} (event_id {first.event_id!r}) "
+                        f"cannot be projected: {first.reason}. The event store is unchanged and the "
+                        f"projection stays at position {result.position}; add an upcaster for it or "
+                        "run `journey project --follow`, which records such events in dead_letters"
+                    )
+                self._dead_letters(poison)
+                self.tracking.insert_tracking(Tracking(APPLICATION, positions[-1]))
+                self._status(positions[-1])
+                self.con.commit()
+            except BaseException:
+                self.con.rollback()
+                raise
+            result.read += len(positions)
+            result.loaded += loaded
+            result.poison.extend(poison)
+            result.position = positions[-1]
+            if progress:
+                progress(len(positions))
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _dead_letters(self, poison: list[Poison]) -> None:
+        if poison:
+            now = datetime.now(timezone.utc)
+            self.con.executemany(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                [(p.position, p.event_id, p.topic, p.reason, now) for p in poison],
+            )
+
+    def _status(self, position: int, derived: int | None = None) -> None:
+        events = self.con.execute(
+            "SELECT (SELECT count(*) FROM internal.touches) + (SELECT count(*) FROM internal.identity_events)"
+        ).fetchone()[0]
+        previous = self.derived_position()
+        self.con.execute("DELETE FROM projection_status")
+        self.con.execute(
+            "INSERT INTO projection_status VALUES (?, ?, ?, ?, ?, ?)",
+            (position, events, derived if derived is not None else max(previous, 0),
+             datetime.now(timezone.utc), self.as_of, SCHEMA_VERSION),
+        )
+
+    def derive(self, *, force: bool = False) -> bool:
+        """Recompute the analyst tables if the base moved on since the last time."""
+        position = self.position
+        if not force and self.derived_position() == position:
+            return False
+        self.con.begin()
+        try:
+            derive(self.con)
+            self._status(position, derived=position)
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        return True
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,85 @@
+"""The DuckDB analyst schema v1 and the projector's own (``internal``) tables.
+
+Analyst tables (stable names, documented in docs/analyst-schema.md) are derived;
+``internal`` holds the append-only base the projector maintains exactly once.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ANALYST_TABLES", "BASE_DDL", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+ANALYST_TABLES = (
+    "touchpoints",
+    "customers",
+    "journey_edges",
+    "journey_nodes",
+    "journey_variants",
+    "stage_transitions",
+    "identity_ambiguities",
+    "projection_status",
+    "dead_letters",
+)
+
+BASE_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS internal",
+    """CREATE TABLE IF NOT EXISTS internal.touches (
+        position BIGINT NOT NULL,
+        event_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        activity VARCHAR NOT NULL,
+        channel VARCHAR,
+        source VARCHAR,
+        occurred_at TIMESTAMPTZ NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL,
+        patient_id VARCHAR,
+        phone_key VARCHAR,
+        email_key VARCHAR,
+        anonymous_key VARCHAR,
+        amount DECIMAL(21, 6),
+        currency VARCHAR,
+        doctor VARCHAR,
+        administrator VARCHAR,
+        branch VARCHAR,
+        booking_id VARCHAR,
+        visit_id VARCHAR,
+        campaign VARCHAR,
+        direction VARCHAR,
+        purpose VARCHAR,
+        answered BOOLEAN,
+        outcome VARCHAR,
+        status VARCHAR,
+        rating INTEGER,
+        properties JSON
+    )""",
+    """CREATE TABLE IF NOT EXISTS internal.identity_events (
+        position BIGINT NOT NULL,
+        event_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL,
+        patient_id VARCHAR,
+        phone_key VARCHAR,
+        email_key VARCHAR,
+        anonymous_key VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS internal.meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        position BIGINT PRIMARY KEY,
+        event_id VARCHAR,
+        topic VARCHAR,
+        reason VARCHAR NOT NULL,
+        dead_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS projection_status (
+        position BIGINT NOT NULL,
+        events BIGINT NOT NULL,
+        derived_position BIGINT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        as_of TIMESTAMPTZ,
+        schema_version INTEGER NOT NULL
+    )""",
+]
