@@ -80,8 +80,8 @@ def journey_graph_chart(journey_map: JourneyMap, order: list[str]) -> go.Figure:
                                     line={"color": colour, "width": 1 + 5 * data["share"]},
                                     opacity=0.55, showlegend=False))
         mid_x.append(mx), mid_y.append(my)
-        minutes = data.get("median_seconds")
-        when = f"<br>median {minutes / 3600:,.1f} h" if minutes is not None else ""
+        seconds = data.get("median_seconds")
+        when = f"<br>usually {seconds / 3600:,.1f} hours later" if seconds is not None else ""
         mid_text.append(f"{_label(source)} → {_label(target)}<br>{data['customers']:,} patients "
                         f"({data['share']:.0%} of {_label(source)}){when}")
     figure.add_trace(go.Scatter(x=mid_x, y=mid_y, mode="markers", hovertext=mid_text, hoverinfo="text",
