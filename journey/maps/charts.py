@@ -25,15 +25,15 @@ def _label(stage: str) -> str:
 
 def sankey_chart(rows: list[FunnelRow]) -> go.Figure:
     """Stage to next stage, and from every stage the patients who went no further."""
-    names = [_label(r.stage) for r in rows] + [f"lost after {_label(r.stage)}" for r in rows]
+    names = [_label(r.stage) for r in rows] + [f"lost after {_label(r.stage)}" for r in rows[:-1]]
     lost = len(rows)
     source, target, value = [], [], []
-    for i, row in enumerate(rows):
-        if row.reached_next and i + 1 < len(rows):
+    for i, row in enumerate(rows[:-1]):  # the last stage has nowhere further to go: nobody is lost there
+        if row.reached_next:
             source.append(i), target.append(i + 1), value.append(row.reached_next)
         if row.dropped:
             source.append(i), target.append(lost + i), value.append(row.dropped)
-    colours = [_BLUE] * len(rows) + [_RED] * len(rows)
+    colours = [_BLUE] * len(rows) + [_RED] * (len(rows) - 1)
     link_colours = ["rgba(208,87,79,0.35)" if t >= lost else "rgba(59,111,182,0.35)" for t in target]
     figure = go.Figure(go.Sankey(
         arrangement="snap", valueformat=",d",
