@@ -1,3 +1,0 @@
-from journey.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""Ideal journey models shipped with journey (TOML, read with importlib.resources)."""
