@@ -96,10 +96,7 @@ def test_the_page_holds_aggregates_not_patients(report: Path, clinic: duckdb.Duc
 
 
 def test_shared_tables_are_read_when_the_projection_has_them(clinic_snapshot: Path) -> None:
-    con = duckdb.connect()
-    con.execute("ATTACH ? AS clinic (READ_ONLY)", [str(clinic_snapshot)])
-    for table in ("touchpoints", "customers", "stage_transitions"):
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM clinic.{table}")
+    con = _copy(clinic_snapshot, "")
     con.execute("CREATE TABLE stage_funnel AS SELECT * FROM (VALUES ('contact', 1, 900, 600, 300, 1.0, 1.0, "
                 "900, 12, 3600.0), ('booking', 2, 600, 450, 150, 0.75, 0.5, 86400, 3, 7200.0)) t(stage, stage_order, "
                 "entered, reached_next, dropped, conversion_from_previous, conversion_from_first, sla_seconds, "
@@ -151,21 +148,22 @@ def test_the_computed_funnel_agrees_with_the_headline(clinic: duckdb.DuckDBPyCon
         "customer_id NOT LIKE 'ambiguous:%'").fetchone()[0]
 
 
-def test_without_ad_spend_the_cost_is_not_known(clinic_snapshot: Path) -> None:
+def _copy(snapshot: Path, touches: str, customers: str = "") -> duckdb.DuckDBPyConnection:
+    """An in-memory projection made of the clinic's tables, cut by the SQL tails given."""
     con = duckdb.connect()
-    con.execute("ATTACH ? AS clinic (READ_ONLY)", [str(clinic_snapshot)])
-    con.execute("CREATE TABLE touchpoints AS SELECT * FROM clinic.touchpoints WHERE type <> 'ad_spend'")
-    con.execute("CREATE TABLE customers AS SELECT * FROM clinic.customers")
-    page = render_report(con)
+    con.execute("ATTACH ? AS clinic (READ_ONLY)", [str(snapshot)])
+    con.execute(f"CREATE TABLE touchpoints AS SELECT * FROM clinic.touchpoints {touches}")
+    con.execute(f"CREATE TABLE customers AS SELECT * FROM clinic.customers {customers}")
+    return con
+
+
+def test_without_ad_spend_the_cost_is_not_known(clinic_snapshot: Path) -> None:
+    page = render_report(_copy(clinic_snapshot, "WHERE type <> 'ad_spend'"))
     cell = re.search(r'data-metric="cost_per_new_patient" data-value="([^"]*)">([^<]*)<', page)
     assert cell is not None and cell.groups() == ("", "not known")
     assert "no ad spend recorded" in page
 
 
 def test_an_empty_projection_still_renders(clinic_snapshot: Path) -> None:
-    con = duckdb.connect()
-    con.execute("ATTACH ? AS clinic (READ_ONLY)", [str(clinic_snapshot)])
-    con.execute("CREATE TABLE touchpoints AS SELECT * FROM clinic.touchpoints LIMIT 0")
-    con.execute("CREATE TABLE customers AS SELECT * FROM clinic.customers LIMIT 0")
-    page = render_report(con)
+    page = render_report(_copy(clinic_snapshot, "LIMIT 0", "LIMIT 0"))
     assert 'data-metric="new_patients" data-value="0">0<' in page and "No touches yet" in page
