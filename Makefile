@@ -24,6 +24,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/projection.py
 	$(BIN)/python bench/kafka_ingest.py
+	$(BIN)/python bench/maps.py
 
 schemas: install
 	$(BIN)/journey schemas

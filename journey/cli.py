@@ -440,6 +440,10 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
     _report(summary, as_json)
     _show_store(ingestor.store, settings)
     _show_projection(ingestor.store, settings)
+    from journey.maps.commands import report_into
+
+    report = report_into(settings.analytics_path, settings.home / "report.html")
+    click.echo(f"\nthe clinic report: {report.resolve()} (open it in a browser; `journey report` rewrites it)")
 
 
 def _show_projection(store: Any, settings: Settings) -> None:
@@ -478,3 +482,9 @@ def _show_store(store: Any, settings: Settings) -> None:
 
 
 from journey import _cli_privacy  # noqa: E402,F401  (registers forget, contacts)
+
+# -- journey maps and the clinic report (journey/maps/commands.py) -------------------------
+from journey.maps.commands import COMMANDS as _MAP_COMMANDS  # noqa: E402
+
+for _command in _MAP_COMMANDS:
+    main.add_command(_command)

@@ -514,7 +514,7 @@ class _Clinic:
                 return self._conversation(p, t, "inbound", admin, channel, book)
             self._call(p, t, "inbound", admin, channel, answered=False)
             if rng.random() < CALLBACK_RATE:
-                back = t + timedelta(minutes=rng.randint(5, 240))
+                back = t + timedelta(minutes=int(5 + 235 * rng.random() ** 3))  # a third within 15 min
                 caller = rng.choice(_ADMIN_NAMES)
                 if rng.random() < PICKS_UP:
                     return self._conversation(p, back, "outbound", caller, "phone", book * 0.85)
@@ -740,7 +740,7 @@ class _Clinic:
         thanked = rng.random() < THANK_YOU_RATE
         if thanked:
             medium = "messenger" if rng.random() < 0.3 else "sms"
-            at = self._office(visit + timedelta(hours=rng.randint(2, 40)))
+            at = self._office(visit + timedelta(hours=rng.randint(2, 60)))
             self._message(p, at, medium, "thank_you", "thank_you_first_visit")
         p.satisfied = rng.random() < min(0.98, doc.satisfied + (0.06 if thanked else 0.0))
         last = self._plan(p, doctor, visit) if rng.random() < doc.plan else visit

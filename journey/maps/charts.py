@@ -1,0 +1,111 @@
+"""The report's charts, drawn with plotly from aggregates only.
+
+Each function takes a handful of rows (stages, edges, rules) and returns a figure;
+the page embeds them as JSON and plotly.js draws them in the browser.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from journey.maps.clinic import FunnelRow
+from journey.maps.deviations import SummaryRow
+from journey.maps.graph import EXIT, START, JourneyMap
+
+__all__ = ["deviation_chart", "funnel_chart", "journey_graph_chart", "sankey_chart"]
+
+_BLUE, _RED, _GREY = "#3b6fb6", "#d0574f", "#9aa5b1"
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "font": {"family": "Helvetica, Arial, sans-serif"},
+           "paper_bgcolor": "white", "plot_bgcolor": "white", "height": 420}
+
+
+def _label(stage: str) -> str:
+    return stage.replace("_", " ")
+
+
+def sankey_chart(rows: list[FunnelRow]) -> go.Figure:
+    """Stage to next stage, and from every stage the patients who went no further."""
+    names = [_label(r.stage) for r in rows] + [f"lost after {_label(r.stage)}" for r in rows[:-1]]
+    lost = len(rows)
+    source, target, value = [], [], []
+    for i, row in enumerate(rows[:-1]):  # the last stage has nowhere further to go: nobody is lost there
+        if row.reached_next:
+            source.append(i), target.append(i + 1), value.append(row.reached_next)
+        if row.dropped:
+            source.append(i), target.append(lost + i), value.append(row.dropped)
+    colours = [_BLUE] * len(rows) + [_RED] * (len(rows) - 1)
+    link_colours = ["rgba(208,87,79,0.35)" if t >= lost else "rgba(59,111,182,0.35)" for t in target]
+    figure = go.Figure(go.Sankey(
+        arrangement="snap", valueformat=",d",
+        node={"label": names, "color": colours, "pad": 18, "thickness": 16},
+        link={"source": source, "target": target, "value": value, "color": link_colours}))
+    figure.update_layout(**_LAYOUT)
+    return figure
+
+
+def funnel_chart(rows: list[FunnelRow]) -> go.Figure:
+    figure = go.Figure(go.Funnel(y=[_label(r.stage) for r in rows], x=[r.entered for r in rows],
+                                 textinfo="value+percent initial", marker={"color": _BLUE}))
+    figure.update_layout(**_LAYOUT)
+    return figure
+
+
+def _positions(journey_map: JourneyMap, order: list[str]) -> dict[str, tuple[float, float]]:
+    """Stages left to right in journey order, start at the far left, exit at the far right."""
+    known = [n for n in order if n in journey_map.graph]
+    others = sorted(n for n in journey_map.graph if n not in known and n not in (START, EXIT))
+    columns = known + others
+    positions = {name: (float(i + 1), (i % 2) * 0.6) for i, name in enumerate(columns)}
+    positions[START] = (0.0, 0.3)
+    positions[EXIT] = (float(len(columns) + 1), 0.3)
+    return positions
+
+
+def journey_graph_chart(journey_map: JourneyMap, order: list[str]) -> go.Figure:
+    """The graph as arrows between stage boxes; arrow width grows with the share of the
+    source's patients that take it, and hovering an arrow's middle gives its numbers."""
+    g = journey_map.graph
+    pos = _positions(journey_map, order)
+    figure = go.Figure()
+    mid_x, mid_y, mid_text = [], [], []
+    for source, target, data in g.edges(data=True):
+        (x0, y0), (x1, y1) = pos[source], pos[target]
+        bend = 0.25 if x1 < x0 else 0.0  # backward edges arc above
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2 + bend
+        colour = _RED if target == EXIT else _GREY if x1 < x0 else _BLUE
+        figure.add_annotation(x=x1, y=y1, ax=mx, ay=my, xref="x", yref="y", axref="x", ayref="y",
+                              showarrow=True, arrowhead=2, arrowwidth=1 + 5 * data["share"],
+                              arrowcolor=colour, opacity=0.55, standoff=14)
+        figure.add_trace(go.Scatter(x=[x0, mx], y=[y0, my], mode="lines", hoverinfo="skip",
+                                    line={"color": colour, "width": 1 + 5 * data["share"]},
+                                    opacity=0.55, showlegend=False))
+        mid_x.append(mx), mid_y.append(my)
+        seconds = data.get("median_seconds")
+        when = f"<br>usually {seconds / 3600:,.1f} hours later" if seconds is not None else ""
+        mid_text.append(f"{_label(source)} → {_label(target)}<br>{data['customers']:,} patients "
+                        f"({data['share']:.0%} of {_label(source)}){when}")
+    figure.add_trace(go.Scatter(x=mid_x, y=mid_y, mode="markers", hovertext=mid_text, hoverinfo="text",
+                                marker={"size": 6, "color": "rgba(0,0,0,0.15)"}, showlegend=False))
+    names = list(g.nodes)
+    figure.add_trace(go.Scatter(
+        x=[pos[n][0] for n in names], y=[pos[n][1] for n in names], mode="markers+text",
+        text=[f"<b>{_label(n)}</b><br>{g.nodes[n]['customers']:,}" for n in names], textposition=["top center" if pos[n][1] > 0.3 else "bottom center" for n in names],
+        hoverinfo="text", hovertext=[f"{_label(n)}: {g.nodes[n]['customers']:,} patients" for n in names],
+        marker={"size": 26, "color": [_GREY if n in (START, EXIT) else _BLUE for n in names]},
+        showlegend=False))
+    figure.update_layout(**_LAYOUT, xaxis={"visible": False}, yaxis={"visible": False, "range": [-0.6, 1.2]})
+    return figure
+
+
+def deviation_chart(rows: tuple[SummaryRow, ...]) -> go.Figure:
+    """One bar per rule of the ideal journey: the share of patients where reality differs."""
+    shown = [r for r in rows if r.deviated]
+    kinds = {"missing_step": "missing", "out_of_order": "out of order", "missed_deadline": "deadline"}
+    figure = go.Figure(go.Bar(
+        x=[r.share for r in shown], y=[f"{r.label} ({kinds[r.kind]})" for r in shown], orientation="h",
+        marker={"color": [_RED if r.kind == "missed_deadline" else _BLUE for r in shown]},
+        text=[f"{r.share:.0%} ({r.deviated:,} of {r.expected:,})" for r in shown], textposition="auto",
+        hoverinfo="text"))
+    figure.update_layout(**_LAYOUT, xaxis={"tickformat": ".0%", "range": [0, 1]},
+                         yaxis={"autorange": "reversed"})
+    return figure

@@ -1,0 +1,1 @@
+"""Ideal journey models shipped with journey (TOML, read with importlib.resources)."""
