@@ -49,11 +49,10 @@ WHERE type = 'message' AND coalesce(direction, 'outbound') = 'outbound' AND cust
 
 CREATE OR REPLACE TABLE consent_violations AS
 SELECT o.event_id, o.customer_id, o.occurred_at, o.channel, o.purpose,
-    CASE WHEN o.needs = 'marketing' AND c.action IS NULL THEN 'marketing ' || o.channel || ' without consent'
-         WHEN o.needs = 'marketing' THEN 'marketing ' || o.channel || ' after consent was withdrawn on '
-              || strftime(c.occurred_at, '%Y-%m-%d')
-         ELSE o.purpose || ' ' || o.channel || ' after reminders were refused on '
-              || strftime(c.occurred_at, '%Y-%m-%d') END AS reason
+    CASE WHEN o.needs = 'marketing' AND c.action IS NULL THEN 'marketing without consent'
+         WHEN o.needs = 'marketing' THEN 'marketing after consent was withdrawn'
+         ELSE 'reminder after reminders were refused' END AS reason,
+    c.occurred_at AS consent_changed_at
 FROM outbound o
 ASOF LEFT JOIN consent_log c
   ON c.customer_id = o.customer_id AND c.channel = o.channel AND c.purpose = o.needs

@@ -44,11 +44,13 @@ def test_each_outbound_message_is_checked_against_the_consent_in_force(store: Ev
            message("m4r", 4, "sms", "reminder"),            # after reminders were refused
            message("m4t", 4, "sms", "thank_you"))           # neither marketing nor a reminder
     con = project(store, tmp_path / "p.duckdb").con
-    assert rows(con, "SELECT event_id, reason FROM consent_violations ORDER BY event_id") == [
-        ("m0", "marketing sms without consent"),
-        ("m2e", "marketing email without consent"),
-        ("m4", "marketing sms after consent was withdrawn on 2025-03-04"),
-        ("m4r", "reminder sms after reminders were refused on 2025-03-04"),
+    day3 = datetime.fromisoformat(at(3))
+    assert rows(con, "SELECT event_id, channel, reason, consent_changed_at FROM consent_violations "
+                     "ORDER BY event_id") == [
+        ("m0", "sms", "marketing without consent", None),
+        ("m2e", "email", "marketing without consent", None),
+        ("m4", "sms", "marketing after consent was withdrawn", day3),
+        ("m4r", "sms", "reminder after reminders were refused", day3),
     ]
     assert rows(con, "SELECT DISTINCT customer_id FROM consent_violations") == [(PSEUDONYMS.key("customer_id", "P-1"),)]
     assert rows(con, "SELECT channel, purpose, granted FROM consent_state ORDER BY ALL") == [
