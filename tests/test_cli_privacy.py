@@ -67,6 +67,11 @@ def test_forget_then_project_leaves_nothing_readable(tmp_path: Path) -> None:
                     for name in ("events.sqlite", "keys.sqlite", "analytics.duckdb", "projection.duckdb"))
     for secret in (b"CRM-ANNA-77", b"79161234567", b"Rude administrator"):
         assert secret not in data, secret
+    report = tmp_path / "report.html"
+    assert journey("report", "--out", str(report), home=tmp_path).returncode == 0
+    page = report.read_bytes()
+    for secret in (b"CRM-ANNA-77", b"79161234567", b"Rude administrator", anna.encode()):
+        assert secret not in page, secret
     again = journey("forget", "CRM-ANNA-77", "--yes", home=tmp_path)
     assert again.returncode == 2 and "forgotten already" in again.stderr
     listed = journey("contacts", "-", "--channel", "sms", "--include-without-consent", home=tmp_path,
