@@ -73,8 +73,9 @@ def test_malicious_options_are_refused_with_a_reason(home: Path, args: list[str]
     _intact(home)
 
 
-PEAK = ("import atexit, resource, sys; atexit.register(lambda: sys.stderr.write("
-        "'PEAK %d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); from journey.cli import main; main()")
+# VmHWM is this process image's own peak (ru_maxrss would include the forking pytest's)
+PEAK = ("import atexit, re, sys; atexit.register(lambda: sys.stderr.write('PEAK ' + re.search("
+        "r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))); from journey.cli import main; main()")
 
 
 def test_malicious_payloads_are_quarantined_with_reasons_in_bounded_memory(tmp_path: Path) -> None:
