@@ -32,6 +32,15 @@ def _memory(text: str) -> str:
     return text.strip()
 
 
+def _existing(env: Mapping[str, str], name: str) -> Path | None:
+    text = env.get(name)
+    if not text:
+        return None
+    if not Path(text).is_file():
+        raise ConfigurationError(f"{name}={text!r} is not a file")
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What journey is configured with. Every field has an environment variable.
@@ -55,6 +64,8 @@ class Settings:
     - ``JOURNEY_KAFKA_TOPIC``: the touches topic (default ``touches``); invalid messages go
       to ``JOURNEY_KAFKA_DEAD_LETTER_TOPIC`` (default ``<topic>.dead-letter``)
     - ``JOURNEY_KAFKA_GROUP``: the ingest workers' consumer group (default ``journey-ingest``)
+    - ``JOURNEY_STAGE_MODEL``: the stage model file (TOML; default: the model shipped in
+      ``journey/projections/default_stages.toml``); `journey rederive` applies a change
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -76,6 +87,7 @@ class Settings:
     kafka_group: str = "journey-ingest"
     hmac_secret: str | None = field(default=None, repr=False)
     hmac_secret_file: Path = Path(".journey/hmac.key")
+    stage_model_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +121,7 @@ class Settings:
             kafka_group=env.get("JOURNEY_KAFKA_GROUP") or "journey-ingest",
             hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
             hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
+            stage_model_path=_existing(env, "JOURNEY_STAGE_MODEL"),
         )
 
     @property

@@ -1,0 +1,256 @@
+"""The funnel engine: each customer's deepest level, computed in DuckDB SQL.
+
+Semantics (docs/funnels.md): every event of the first step starts an attempt; the
+window runs from the attempt's start and is inclusive at its end; a customer counts at
+the deepest step any attempt reaches (ties: the earliest such attempt).
+
+- ``ordered``: step k+1 is the first step-(k+1) touch at or after step k's time
+  (other touches may come between). Equal timestamps are in order, and one touch may
+  serve two consecutive steps: ClickHouse's ``windowFunnel(window)`` exactly.
+- ``strict``: step k+1 must be the customer's very next touch (by ``seq``).
+- ``unordered``: an attempt starts at any step's touch; step k is reached when steps
+  1..k all happen within the window, in any order.
+
+Only the touches matching a step are read for ``ordered``; the work is a hash
+aggregation into per-customer lists and list functions over them, no Python loop.
+Step names are bound parameters; the table name and breakdown column are checked
+against fixed patterns and lists.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import duckdb
+
+from journey.errors import InputError
+from journey.funnels.model import (
+    BREAKDOWN_COLUMNS,
+    FunnelRequest,
+    FunnelResult,
+    HistogramBucket,
+    Step,
+    StepResult,
+)
+
+__all__ = ["HISTOGRAM_EDGES", "customer_levels", "dropped_at", "run_funnel"]
+
+HISTOGRAM_EDGES = (60, 300, 900, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+"""Upper bounds (seconds) of the time-to-convert histogram; the last bucket is open."""
+
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+_STEP_COLUMN = {"activity": "activity", "stage": "stage"}
+RESULT_TABLE = "funnel_customers"
+
+
+class _Params:
+    """Bound parameters named ``$f0``, ``$f1``...: the only way step names reach SQL."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"f{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+    def match(self, step: Step) -> str:
+        return f"{_STEP_COLUMN[step.kind]} = {self.bind(step.name)}"
+
+
+def customer_levels(con: duckdb.DuckDBPyConnection, request: FunnelRequest, table: str = "touchpoints") -> str:
+    """Build the temp table ``funnel_customers`` (customer_id, level, excluded, start,
+    r1..rN: when step k was reached, epoch microseconds) and return its name."""
+    if not _TABLE.match(table):
+        raise InputError(f"{table!r} is not a table name")
+    params = _Params()
+    window = request.window_seconds * 1_000_000  # an int from the validated request
+    n = len(request.steps)
+    build = {"ordered": _ordered, "strict": _strict, "unordered": _unordered}[request.mode]
+    attempts = build(request, table, params, window)
+    reached = ", ".join(f"greatest({', '.join(f't{j}' for j in range(1, k + 1))}) AS r{k}" for k in range(1, n + 1))
+    exclusions, lists = _exclusions(request, table, params, window)
+    keep = "{" + ", ".join(["'level': level", "'start': start"] + [f"'r{k}': r{k}" for k in range(1, n + 1)]) + "}"
+    sql = f"""
+    CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS
+    WITH attempts AS ({attempts}),
+    scored AS (
+        SELECT a.customer_id, a.start, {reached},
+            {' + '.join(f'(t{k} IS NOT NULL)::INTEGER' for k in range(1, n + 1))} AS level,
+            {exclusions} AS excluded
+        FROM attempts a {lists}
+    ), best AS (
+        SELECT customer_id, arg_max({keep}, [level, -start])
+                   FILTER (WHERE NOT excluded) AS kept,
+               bool_and(excluded) AS excluded
+        FROM scored GROUP BY customer_id
+    )
+    SELECT customer_id, coalesce(kept.level, 0) AS level, excluded, kept.start AS start,
+        {', '.join(f'kept.r{k} AS r{k}' for k in range(1, n + 1))}
+    FROM best
+    """
+    con.execute(sql, params.values)
+    return RESULT_TABLE
+
+
+def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
+    n = len(request.steps)
+    events = " UNION ALL ".join(
+        f"SELECT customer_id, epoch_us(occurred_at) AS ts, {k} AS step FROM {table} "
+        f"WHERE customer_id IS NOT NULL AND {params.match(step)}"
+        for k, step in enumerate(request.steps, start=1))
+    lists = ", ".join(
+        f"{'' if k == 1 else 'list_sort('}list(ts) FILTER (WHERE step = {k}){'' if k == 1 else ')'} AS l{k}"
+        for k in range(1, n + 1))
+    chain = []
+    for k in range(2, n + 1):
+        pick = f"list_filter(l{k}, lambda x: x >= t{k - 1} AND x <= t1 + {window})[1]"
+        chain.append(f"s{k} AS (SELECT * EXCLUDE (l{k}), CASE WHEN t{k - 1} IS NOT NULL THEN {pick} END AS t{k} "
+                     f"FROM s{k - 1})")
+    return f"""
+        WITH e AS ({events}),
+        g AS (SELECT customer_id, {lists} FROM e GROUP BY customer_id HAVING count(*) FILTER (WHERE step = 1) > 0),
+        s1 AS (SELECT customer_id, unnest(l1) AS t1, {', '.join(f'l{k}' for k in range(2, n + 1))} FROM g),
+        {', '.join(chain)}
+        SELECT customer_id, t1 AS start, {', '.join(f't{k}' for k in range(1, n + 1))} FROM s{n}
+    """
+
+
+def _masks(request: FunnelRequest, params: _Params) -> str:
+    return " | ".join(f"(CASE WHEN {params.match(step)} THEN {1 << k} ELSE 0 END)"
+                      for k, step in enumerate(request.steps))
+
+
+def _strict(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
+    n = len(request.steps)
+    leads = ", ".join(f"lead(mask, {k - 1}) OVER o AS m{k}, lead(ts, {k - 1}) OVER o AS u{k}" for k in range(2, n + 1))
+    steps = ", ".join(
+        f"CASE WHEN t{k - 1} IS NOT NULL AND m{k} & {1 << (k - 1)} <> 0 AND u{k} <= t1 + {window} THEN u{k} END AS t{k}"
+        for k in range(2, n + 1))
+    return f"""
+        WITH e AS (SELECT customer_id, seq, epoch_us(occurred_at) AS ts, {_masks(request, params)} AS mask
+                   FROM {table} WHERE customer_id IS NOT NULL),
+        w AS (SELECT customer_id, ts, mask, {leads} FROM e WINDOW o AS (PARTITION BY customer_id ORDER BY seq))
+        SELECT customer_id, ts AS start, ts AS t1, {steps} FROM w WHERE mask & 1 <> 0
+    """
+
+
+def _unordered(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
+    n = len(request.steps)
+    firsts = ", ".join(f"min(CASE WHEN mask & {1 << (k - 1)} <> 0 THEN ts END) OVER r AS f{k}" for k in range(1, n + 1))
+    steps = ", ".join(f"CASE WHEN {' AND '.join(f'f{j} IS NOT NULL' for j in range(1, k + 1))} THEN f{k} END AS t{k}"
+                      for k in range(1, n + 1))
+    return f"""
+        WITH e AS (SELECT * FROM (SELECT customer_id, epoch_us(occurred_at) AS ts, {_masks(request, params)} AS mask
+                   FROM {table} WHERE customer_id IS NOT NULL) WHERE mask <> 0),
+        w AS (SELECT customer_id, ts, {firsts} FROM e
+              WINDOW r AS (PARTITION BY customer_id ORDER BY ts RANGE BETWEEN CURRENT ROW AND {window} FOLLOWING))
+        SELECT customer_id, ts AS start, {steps} FROM w
+    """
+
+
+def _exclusions(request: FunnelRequest, table: str, params: _Params, window: int) -> tuple[str, str]:
+    """The ``excluded`` expression of an attempt and the join bringing each exclusion's
+    touch times (``x0``, ``x1``...) to it."""
+    if not request.exclusions:
+        return "false", ""
+    tests, joins = [], []
+    for j, exclusion in enumerate(request.exclusions):
+        after, before = f"t{exclusion.after + 1}", f"t{exclusion.before + 1}"
+        joins.append(f"LEFT JOIN (SELECT customer_id, list(epoch_us(occurred_at)) AS x{j} FROM {table} "
+                     f"WHERE customer_id IS NOT NULL AND {params.match(exclusion.step)} GROUP BY customer_id) "
+                     f"x{j} ON x{j}.customer_id = a.customer_id")
+        tests.append(f"coalesce(len(list_filter(x{j}.x{j}, lambda x: x > {after} AND "
+                     f"x < coalesce({before}, a.start + {window} + 1))) > 0, false)")
+    return " OR ".join(tests), " ".join(joins)
+
+
+def run_funnel(con: duckdb.DuckDBPyConnection, request: FunnelRequest, table: str = "touchpoints") -> FunnelResult:
+    """The whole answer: per step counts, conversions and times, the histogram, breakdowns."""
+    customer_levels(con, request, table)
+    names = [step.label for step in request.steps]
+    steps = _step_results(con, names, RESULT_TABLE)
+    excluded = con.execute(f"SELECT count(*) FROM {RESULT_TABLE} WHERE excluded").fetchone()[0]
+    breakdown = None
+    if request.breakdown is not None:
+        _breakdown_values(con, request, table)
+        values = [v for (v,) in con.execute(
+            f"SELECT DISTINCT coalesce(value, '(none)') FROM {RESULT_TABLE}_by ORDER BY 1").fetchall()]
+        breakdown = {}
+        for value in values:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW funnel_part AS SELECT * FROM {RESULT_TABLE}_by "
+                        "WHERE coalesce(value, '(none)') = $v", {"v": value})
+            breakdown[value] = _step_results(con, names, "funnel_part")
+    return FunnelResult(mode=request.mode, window_seconds=request.window_seconds, steps=steps,
+                        excluded=excluded, histogram=_histogram(con, len(names)), breakdown=breakdown)
+
+
+def _step_results(con: duckdb.DuckDBPyConnection, names: list[str], source: str) -> tuple[StepResult, ...]:
+    n = len(names)
+    columns = []
+    for k in range(1, n + 1):
+        columns.append(f"count(*) FILTER (WHERE level >= {k})")
+        gap = f"(r{k} - r{k - 1}) / 1e6" if k > 1 else "NULL::DOUBLE"
+        columns.append(f"avg({gap}) FILTER (WHERE level >= {k})")
+        columns.append(f"median({gap}) FILTER (WHERE level >= {k})")
+    row = con.execute(f"SELECT {', '.join(columns)} FROM {source} WHERE NOT excluded").fetchone()
+    counts = [int(row[3 * i]) for i in range(n)]
+    results = []
+    for i, name in enumerate(names):
+        count = counts[i]
+        following = counts[i + 1] if i + 1 < n else None
+        results.append(StepResult(
+            index=i, name=name, count=count, converted=following,
+            dropped=count - (following or 0) if following is not None else 0,
+            conversion_from_previous=(1.0 if i == 0 and count else _ratio(count, counts[i - 1]) if i else None),
+            conversion_from_first=_ratio(count, counts[0]),
+            mean_seconds_to_convert=row[3 * i + 1], median_seconds_to_convert=row[3 * i + 2]))
+    return tuple(results)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _histogram(con: duckdb.DuckDBPyConnection, n: int) -> tuple[HistogramBucket, ...]:
+    edges = list(HISTOGRAM_EDGES)
+    counts = con.execute(
+        f"SELECT list_position($edges, (SELECT min(e) FROM unnest($edges) u(e) WHERE e >= (r{n} - start) / 1e6)) "
+        f"AS bucket, count(*) FROM {RESULT_TABLE} WHERE NOT excluded AND level = {n} GROUP BY bucket",
+        {"edges": edges}).fetchall()
+    by_bucket = {bucket: count for bucket, count in counts}
+    buckets = [HistogramBucket(up_to_seconds=edge, customers=by_bucket.get(i, 0)) for i, edge in enumerate(edges, 1)]
+    buckets.append(HistogramBucket(up_to_seconds=None, customers=by_bucket.get(None, 0)))
+    return tuple(buckets)
+
+
+def _breakdown_values(con: duckdb.DuckDBPyConnection, request: FunnelRequest, table: str) -> None:
+    """``funnel_customers_by``: the levels with each customer's breakdown value."""
+    breakdown = request.breakdown
+    assert breakdown is not None
+    column = BREAKDOWN_COLUMNS[BREAKDOWN_COLUMNS.index(breakdown.column)]  # the SQL name is ours
+    params = _Params()
+    if breakdown.touch == "step":
+        k = breakdown.step + 1
+        values = (f"SELECT f.customer_id, any_value(t.{column}) AS value FROM {RESULT_TABLE} f "
+                  f"JOIN {table} t ON t.customer_id = f.customer_id AND epoch_us(t.occurred_at) = f.r{k} "
+                  f"AND t.{params.match(request.steps[breakdown.step])} GROUP BY f.customer_id")
+    else:
+        pick = "arg_min" if breakdown.touch == "first" else "arg_max"
+        values = (f"SELECT customer_id, {pick}({column}, seq) FILTER (WHERE {column} IS NOT NULL) AS value "
+                  f"FROM {table} WHERE customer_id IN (SELECT customer_id FROM {RESULT_TABLE}) GROUP BY customer_id")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE}_by AS SELECT f.*, v.value FROM {RESULT_TABLE} f "
+                f"LEFT JOIN ({values}) v USING (customer_id)", params.values)
+
+
+def dropped_at(con: duckdb.DuckDBPyConnection, request: FunnelRequest, step: int,
+               table: str = "touchpoints") -> list[str]:
+    """Pseudonymous ids of the customers who reached step ``step`` (0-based) and not the
+    next one: the call list of a drop-off (contact details are looked up elsewhere)."""
+    if not 0 <= step < len(request.steps) - 1:
+        raise InputError(f"--dropped-at {step}: customers can drop at steps 0..{len(request.steps) - 2}")
+    customer_levels(con, request, table)
+    return [c for (c,) in con.execute(
+        f"SELECT customer_id FROM {RESULT_TABLE} WHERE NOT excluded AND level = {step + 1} ORDER BY customer_id"
+    ).fetchall()]
