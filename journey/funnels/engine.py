@@ -170,23 +170,19 @@ def run_funnel(con: duckdb.DuckDBPyConnection, request: FunnelRequest, table: st
     """The whole answer: per step counts, conversions and times, the histogram, breakdowns."""
     customer_levels(con, request, table)
     names = [step.label for step in request.steps]
-    steps = _step_results(con, names, RESULT_TABLE)
+    [steps] = _step_results(con, names, RESULT_TABLE).values()
     excluded = con.execute(f"SELECT count(*) FROM {RESULT_TABLE} WHERE excluded").fetchone()[0]
     breakdown = None
     if request.breakdown is not None:
         _breakdown_values(con, request, table)
-        values = [v for (v,) in con.execute(
-            f"SELECT DISTINCT coalesce(value, '(none)') FROM {RESULT_TABLE}_by ORDER BY 1").fetchall()]
-        breakdown = {}
-        for value in values:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW funnel_part AS SELECT * FROM {RESULT_TABLE}_by "
-                        "WHERE coalesce(value, '(none)') = $v", {"v": value})
-            breakdown[value] = _step_results(con, names, "funnel_part")
+        breakdown = _step_results(con, names, f"{RESULT_TABLE}_by", "coalesce(value, '(none)')")
     return FunnelResult(mode=request.mode, window_seconds=request.window_seconds, steps=steps,
                         excluded=excluded, histogram=_histogram(con, len(names)), breakdown=breakdown)
 
 
-def _step_results(con: duckdb.DuckDBPyConnection, names: list[str], source: str) -> tuple[StepResult, ...]:
+def _step_results(con: duckdb.DuckDBPyConnection, names: list[str], source: str,
+                  group: str = "'all'") -> dict[str, tuple[StepResult, ...]]:
+    """Per-step results for each value of ``group`` (an expression of ours)."""
     n = len(names)
     columns = []
     for k in range(1, n + 1):
@@ -194,7 +190,15 @@ def _step_results(con: duckdb.DuckDBPyConnection, names: list[str], source: str)
         gap = f"(r{k} - r{k - 1}) / 1e6" if k > 1 else "NULL::DOUBLE"
         columns.append(f"avg({gap}) FILTER (WHERE level >= {k})")
         columns.append(f"median({gap}) FILTER (WHERE level >= {k})")
-    row = con.execute(f"SELECT {', '.join(columns)} FROM {source} WHERE NOT excluded").fetchone()
+    rows = con.execute(f"SELECT {group} AS g, {', '.join(columns)} FROM {source} WHERE NOT excluded "
+                       "GROUP BY ALL ORDER BY g").fetchall()
+    if not rows:
+        rows = [("all",) + (0, None, None) * n]
+    return {row[0]: _results(names, row[1:]) for row in rows}
+
+
+def _results(names: list[str], row: tuple[Any, ...]) -> tuple[StepResult, ...]:
+    n = len(names)
     counts = [int(row[3 * i]) for i in range(n)]
     results = []
     for i, name in enumerate(names):
@@ -202,8 +206,8 @@ def _step_results(con: duckdb.DuckDBPyConnection, names: list[str], source: str)
         following = counts[i + 1] if i + 1 < n else None
         results.append(StepResult(
             index=i, name=name, count=count, converted=following,
-            dropped=count - (following or 0) if following is not None else 0,
-            conversion_from_previous=(1.0 if i == 0 and count else _ratio(count, counts[i - 1]) if i else None),
+            dropped=count - following if following is not None else 0,
+            conversion_from_previous=_ratio(count, counts[i - 1]) if i else _ratio(count, count),
             conversion_from_first=_ratio(count, counts[0]),
             mean_seconds_to_convert=row[3 * i + 1], median_seconds_to_convert=row[3 * i + 2]))
     return tuple(results)

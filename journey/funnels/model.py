@@ -74,7 +74,7 @@ class Breakdown(_Frozen):
 
 class FunnelRequest(_Frozen):
     steps: tuple[Step, ...] = Field(min_length=2, max_length=MAX_STEPS)
-    window_seconds: Annotated[int, Field(gt=0)]
+    window_seconds: Annotated[int, Field(ge=0)]
     mode: Literal["ordered", "strict", "unordered"] = "ordered"
     exclusions: tuple[Exclusion, ...] = ()
     breakdown: Breakdown | None = None
