@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from journey.domain.identity import IdentityResolver
+from journey.funnels.tables import write_analysis_tables
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
 __all__ = ["derive"]
@@ -198,13 +199,15 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     """Recompute every analyst table from the base (the caller owns the transaction)."""
     con.execute(_IDENTIFIERS)
     _resolve_identities(con)
-    stages = compile_stages(stage_model or default_stage_model(), "visits")
+    model = stage_model or default_stage_model()
+    stages = compile_stages(model, "visits")
     con.execute(_TOUCHPOINTS.replace("$stage_case", stages.sql), stages.parameters)
     con.execute(_STEPS)
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMERS):
         con.execute(statement)
     for table in ("steps", "observed", "observed_ids", "nodes", "edges", "labels", "components"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+    write_analysis_tables(con, model)
 
 
 def _resolve_identities(con: duckdb.DuckDBPyConnection) -> None:
