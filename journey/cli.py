@@ -475,3 +475,10 @@ def _show_store(store: Any, settings: Settings) -> None:
     click.echo(f"identity: {len(result.canonical_of):,} identifiers resolve to "
                f"{len(result.customers):,} customers; {len(result.ambiguities)} identifiers are "
                "shared by several customers (`journey identities --ambiguous`)")
+
+
+# -- funnels, points of failure, attribution (journey/funnels/commands.py) -------------
+from journey.funnels.commands import COMMANDS as _FUNNEL_COMMANDS  # noqa: E402
+
+for _command in _FUNNEL_COMMANDS:
+    main.add_command(_command)
