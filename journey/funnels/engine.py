@@ -66,14 +66,22 @@ def customer_levels(con: duckdb.DuckDBPyConnection, request: FunnelRequest, tabl
         raise InputError(f"{table!r} is not a table name")
     params = _Params()
     window = request.window_seconds * 1_000_000  # an int from the validated request
+    if request.mode == "ordered":
+        sql = _ordered(request, table, params, window)
+    else:
+        sql = _by_attempts(request, table, params, window)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {sql}", params.values)
+    return RESULT_TABLE
+
+
+def _by_attempts(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
+    """strict and unordered: one row per attempt (window functions), then the best per customer."""
     n = len(request.steps)
-    build = {"ordered": _ordered, "strict": _strict, "unordered": _unordered}[request.mode]
-    attempts = build(request, table, params, window)
+    attempts = (_strict if request.mode == "strict" else _unordered)(request, table, params, window)
     reached = ", ".join(f"greatest({', '.join(f't{j}' for j in range(1, k + 1))}) AS r{k}" for k in range(1, n + 1))
     exclusions, lists = _exclusions(request, table, params, window)
     keep = "{" + ", ".join(["'level': level", "'start': start"] + [f"'r{k}': r{k}" for k in range(1, n + 1)]) + "}"
-    sql = f"""
-    CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS
+    return f"""
     WITH attempts AS ({attempts}),
     scored AS (
         SELECT a.customer_id, a.start, {reached},
@@ -81,8 +89,7 @@ def customer_levels(con: duckdb.DuckDBPyConnection, request: FunnelRequest, tabl
             {exclusions} AS excluded
         FROM attempts a {lists}
     ), best AS (
-        SELECT customer_id, arg_max({keep}, [level, -start])
-                   FILTER (WHERE NOT excluded) AS kept,
+        SELECT customer_id, arg_max({keep}, [level, -start]) FILTER (WHERE NOT excluded) AS kept,
                bool_and(excluded) AS excluded
         FROM scored GROUP BY customer_id
     )
@@ -90,30 +97,39 @@ def customer_levels(con: duckdb.DuckDBPyConnection, request: FunnelRequest, tabl
         {', '.join(f'kept.r{k} AS r{k}' for k in range(1, n + 1))}
     FROM best
     """
-    con.execute(sql, params.values)
-    return RESULT_TABLE
 
 
 def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
+    """Per customer, lists of each step's times; for every first-step time (an attempt)
+    the chain of first matches at or after the previous step, within the window."""
     n = len(request.steps)
+    sources = [(k, step) for k, step in enumerate(request.steps, start=1)]
+    sources += [(100 + j, x.step) for j, x in enumerate(request.exclusions)]
     events = " UNION ALL ".join(
         f"SELECT customer_id, epoch_us(occurred_at) AS ts, {k} AS step FROM {table} "
-        f"WHERE customer_id IS NOT NULL AND {params.match(step)}"
-        for k, step in enumerate(request.steps, start=1))
-    lists = ", ".join(
-        f"{'' if k == 1 else 'list_sort('}list(ts) FILTER (WHERE step = {k}){'' if k == 1 else ')'} AS l{k}"
-        for k in range(1, n + 1))
-    chain = []
+        f"WHERE customer_id IS NOT NULL AND {params.match(step)}" for k, step in sources)
+    lists = ", ".join([f"list_sort(list(ts) FILTER (WHERE step = {k})) AS l{k}" for k in range(1, n + 1)]
+                      + [f"list(ts) FILTER (WHERE step = {100 + j}) AS x{j}" for j in range(len(request.exclusions))])
+    chain = [f"c1 AS (SELECT *, l1 AS t1 FROM g)"]
     for k in range(2, n + 1):
-        pick = f"list_filter(l{k}, lambda x: x >= t{k - 1} AND x <= t1 + {window})[1]"
-        chain.append(f"s{k} AS (SELECT * EXCLUDE (l{k}), CASE WHEN t{k - 1} IS NOT NULL THEN {pick} END AS t{k} "
-                     f"FROM s{k - 1})")
+        pick = f"list_filter(l{k}, lambda x: x >= y AND x <= l1[i] + {window})[1]"
+        chain.append(f"c{k} AS (SELECT *, list_transform(t{k - 1}, lambda y, i: "
+                     f"CASE WHEN y IS NOT NULL THEN {pick} END) AS t{k} FROM c{k - 1})")
+    depth = " + ".join(["1"] + [f"(t{k}[i] IS NOT NULL)::INTEGER" for k in range(2, n + 1)])
+    excluded = " OR ".join(
+        f"coalesce(len(list_filter(x{j}, lambda x: x > t{x.after + 1}[i] AND "
+        f"x < coalesce(t{x.before + 1}[i], s + {window} + 1))) > 0, false)"
+        for j, x in enumerate(request.exclusions)) or "false"
     return f"""
-        WITH e AS ({events}),
-        g AS (SELECT customer_id, {lists} FROM e GROUP BY customer_id HAVING count(*) FILTER (WHERE step = 1) > 0),
-        s1 AS (SELECT customer_id, unnest(l1) AS t1, {', '.join(f'l{k}' for k in range(2, n + 1))} FROM g),
-        {', '.join(chain)}
-        SELECT customer_id, t1 AS start, {', '.join(f't{k}' for k in range(1, n + 1))} FROM s{n}
+    WITH e AS ({events}),
+    g AS (SELECT customer_id, {lists} FROM e GROUP BY customer_id HAVING count(*) FILTER (WHERE step = 1) > 0),
+    {', '.join(chain)},
+    scored AS (SELECT *, list_transform(l1, lambda s, i: CASE WHEN {excluded} THEN -1 ELSE {depth} END) AS levels
+               FROM c{n}),
+    best AS (SELECT *, list_max(levels) AS top, list_position(levels, list_max(levels)) AS i FROM scored)
+    SELECT customer_id, greatest(top, 0) AS level, top < 0 AS excluded, l1[i] AS start,
+        {', '.join(f't{k}[i] AS r{k}' for k in range(1, n + 1))}
+    FROM best
     """
 
 
