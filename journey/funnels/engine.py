@@ -103,13 +103,11 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
     """Per customer, lists of each step's times; for every first-step time (an attempt)
     the chain of first matches at or after the previous step, within the window."""
     n = len(request.steps)
-    sources = [(k, step) for k, step in enumerate(request.steps, start=1)]
-    sources += [(100 + j, x.step) for j, x in enumerate(request.exclusions)]
-    events = " UNION ALL ".join(
-        f"SELECT customer_id, epoch_us(occurred_at) AS ts, {k} AS step FROM {table} "
-        f"WHERE customer_id IS NOT NULL AND {params.match(step)}" for k, step in sources)
-    lists = ", ".join([f"list_sort(list(ts) FILTER (WHERE step = {k})) AS l{k}" for k in range(1, n + 1)]
-                      + [f"list(ts) FILTER (WHERE step = {100 + j}) AS x{j}" for j in range(len(request.exclusions))])
+    matches = [params.match(step) for step in request.steps]
+    excluding = [params.match(x.step) for x in request.exclusions]
+    lists = ", ".join([f"list_sort(list(epoch_us(occurred_at)) FILTER (WHERE {m})) AS l{k}"
+                       for k, m in enumerate(matches, start=1)]
+                      + [f"list(epoch_us(occurred_at)) FILTER (WHERE {m}) AS x{j}" for j, m in enumerate(excluding)])
     chain = [f"c1 AS (SELECT *, l1 AS t1 FROM g)"]
     for k in range(2, n + 1):
         pick = f"list_filter(l{k}, lambda x: x >= y AND x <= l1[i] + {window})[1]"
@@ -121,8 +119,9 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
         f"x < coalesce(t{x.before + 1}[i], s + {window} + 1))) > 0, false)"
         for j, x in enumerate(request.exclusions)) or "false"
     return f"""
-    WITH e AS ({events}),
-    g AS (SELECT customer_id, {lists} FROM e GROUP BY customer_id HAVING count(*) FILTER (WHERE step = 1) > 0),
+    WITH g AS (SELECT customer_id, {lists} FROM {table}
+               WHERE customer_id IS NOT NULL AND ({' OR '.join(matches + excluding)})
+               GROUP BY customer_id HAVING count(*) FILTER (WHERE {matches[0]}) > 0),
     {', '.join(chain)},
     scored AS (SELECT *, list_transform(l1, lambda s, i: CASE WHEN {excluded} THEN -1 ELSE {depth} END) AS levels
                FROM c{n}),
