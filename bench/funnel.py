@@ -84,7 +84,7 @@ def ours(database: str, source: str) -> dict[str, float]:
     """journey's engine; ``source`` is ``table`` (the DuckDB file) or ``parquet``."""
     import duckdb
 
-    from journey.funnels.engine import customer_levels
+    from journey.funnels.engine import level_counts
     from journey.funnels.model import FunnelRequest, Step
 
     if source == "table":
@@ -95,10 +95,9 @@ def ours(database: str, source: str) -> dict[str, float]:
     con.execute("SET enable_progress_bar = false")
     request = FunnelRequest(steps=[Step(name=s) for s in STEPS], window_seconds=WINDOW)
     start = time.perf_counter()
-    table = customer_levels(con, request)
-    levels = con.execute(f"SELECT level, count(*) FROM {table} WHERE level > 0 GROUP BY level").fetchall()
+    levels = level_counts(con, request)
     seconds = time.perf_counter() - start
-    return {"touches": _count(con), "seconds": seconds, **{f"level_{k}": v for k, v in levels}}
+    return {"touches": _count(con), "seconds": seconds, **{f"level_{k}": v for k, v in levels.items()}}
 
 
 def clickhouse(parquet: str, _source: str) -> dict[str, float]:

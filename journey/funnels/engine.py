@@ -34,7 +34,7 @@ from journey.funnels.model import (
     StepResult,
 )
 
-__all__ = ["HISTOGRAM_EDGES", "customer_levels", "dropped_at", "run_funnel"]
+__all__ = ["HISTOGRAM_EDGES", "customer_levels", "dropped_at", "level_counts", "run_funnel"]
 
 HISTOGRAM_EDGES = (60, 300, 900, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
 """Upper bounds (seconds) of the time-to-convert histogram; the last bucket is open."""
@@ -62,16 +62,26 @@ class _Params:
 def customer_levels(con: duckdb.DuckDBPyConnection, request: FunnelRequest, table: str = "touchpoints") -> str:
     """Build the temp table ``funnel_customers`` (customer_id, level, excluded, start,
     r1..rN: when step k was reached, epoch microseconds) and return its name."""
+    sql, params = _levels_sql(request, table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {sql}", params)
+    return RESULT_TABLE
+
+
+def level_counts(con: duckdb.DuckDBPyConnection, request: FunnelRequest, table: str = "touchpoints") -> dict[int, int]:
+    """Customers per deepest level (1..N; excluded customers left out), nothing kept:
+    what ClickHouse's ``windowFunnel`` answers, for comparing the two."""
+    sql, params = _levels_sql(request, table)
+    rows = con.execute(f"SELECT level, count(*) FROM ({sql}) WHERE level > 0 GROUP BY level", params).fetchall()
+    return dict(sorted(rows))
+
+
+def _levels_sql(request: FunnelRequest, table: str) -> tuple[str, dict[str, Any]]:
     if not _TABLE.match(table):
         raise InputError(f"{table!r} is not a table name")
     params = _Params()
     window = request.window_seconds * 1_000_000  # an int from the validated request
-    if request.mode == "ordered":
-        sql = _ordered(request, table, params, window)
-    else:
-        sql = _by_attempts(request, table, params, window)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {sql}", params.values)
-    return RESULT_TABLE
+    build = _ordered if request.mode == "ordered" else _by_attempts
+    return build(request, table, params, window), params.values
 
 
 def _by_attempts(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
@@ -103,14 +113,24 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
     """Per customer, lists of each step's times; for every first-step time (an attempt)
     the chain of first matches at or after the previous step, within the window."""
     n = len(request.steps)
-    matches = [params.match(step) for step in request.steps]
-    excluding = [params.match(x.step) for x in request.exclusions]
-    lists = ", ".join([f"list_sort(list(epoch_us(occurred_at)) FILTER (WHERE {m})) AS l{k}"
-                       for k, m in enumerate(matches, start=1)]
-                      + [f"list(epoch_us(occurred_at)) FILTER (WHERE {m}) AS x{j}" for j, m in enumerate(excluding)])
+    coded = [(k, step) for k, step in enumerate(request.steps, start=1)]
+    coded += [(100 + j, x.step) for j, x in enumerate(request.exclusions)]
+    # step names reach the scan through a join with a small table of bound values (a
+    # parameter compared on every row would cost a quarter of the time)
+    matched = " UNION ALL ".join(
+        f"SELECT t.customer_id, t.occurred_at, s.k FROM {table} t JOIN (SELECT unnest({params.bind([step.name for _, step in group])}) "
+        f"AS name, unnest({params.bind([k for k, _ in group])}) AS k) s ON t.{_STEP_COLUMN[kind]} = s.name "
+        "WHERE t.customer_id IS NOT NULL"
+        for kind, group in _by_kind(coded).items())
+    # only the starts are sorted (the earliest attempt wins a tie); later steps take the
+    # smallest qualifying time, which needs no order
+    lists = ", ".join([f"{'list_sort(' if k == 1 else '('}list(epoch_us(occurred_at)) FILTER (WHERE k = {k})) AS l{k}"
+                       for k in range(1, n + 1)]
+                      + [f"list(epoch_us(occurred_at)) FILTER (WHERE k = {100 + j}) AS x{j}"
+                         for j in range(len(request.exclusions))])
     chain = [f"c1 AS (SELECT *, l1 AS t1 FROM g)"]
     for k in range(2, n + 1):
-        pick = f"list_filter(l{k}, lambda x: x >= y AND x <= l1[i] + {window})[1]"
+        pick = f"list_min(list_filter(l{k}, lambda x: x >= y AND x <= l1[i] + {window}))"
         chain.append(f"c{k} AS (SELECT *, list_transform(t{k - 1}, lambda y, i: "
                      f"CASE WHEN y IS NOT NULL THEN {pick} END) AS t{k} FROM c{k - 1})")
     depth = " + ".join(["1"] + [f"(t{k}[i] IS NOT NULL)::INTEGER" for k in range(2, n + 1)])
@@ -119,9 +139,7 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
         f"x < coalesce(t{x.before + 1}[i], s + {window} + 1))) > 0, false)"
         for j, x in enumerate(request.exclusions)) or "false"
     return f"""
-    WITH g AS (SELECT customer_id, {lists} FROM {table}
-               WHERE customer_id IS NOT NULL AND ({' OR '.join(matches + excluding)})
-               GROUP BY customer_id HAVING count(*) FILTER (WHERE {matches[0]}) > 0),
+    WITH g AS (SELECT customer_id, {lists} FROM ({matched}) GROUP BY customer_id HAVING l1 IS NOT NULL),
     {', '.join(chain)},
     scored AS (SELECT *, list_transform(l1, lambda s, i: CASE WHEN {excluded} THEN -1 ELSE {depth} END) AS levels
                FROM c{n}),
@@ -130,6 +148,13 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
         {', '.join(f't{k}[i] AS r{k}' for k in range(1, n + 1))}
     FROM best
     """
+
+
+def _by_kind(coded: list[tuple[int, Step]]) -> dict[str, list[tuple[int, Step]]]:
+    groups: dict[str, list[tuple[int, Step]]] = {}
+    for k, step in coded:
+        groups.setdefault(step.kind, []).append((k, step))
+    return groups
 
 
 def _masks(request: FunnelRequest, params: _Params) -> str:

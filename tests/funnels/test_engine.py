@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from journey.errors import InputError
-from journey.funnels.engine import customer_levels, dropped_at, run_funnel
+from journey.funnels.engine import customer_levels, dropped_at, level_counts, run_funnel
 from journey.funnels.model import Breakdown, FunnelRequest, parse_exclusion, parse_step
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
@@ -133,12 +134,16 @@ def random_rows(seed: int) -> list[tuple[str, str, str, int]]:
     return rows
 
 
-def ours(rows: list[tuple[str, str, str, int]], steps: str, window: int) -> dict[str, int]:
+def duckdb_of(rows: list[tuple[str, str, str, int]]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(DDL)
     con.executemany("INSERT INTO touchpoints VALUES (?, ?, ?, ?, NULL, NULL)",
                     [(c, a, st, T0 + timedelta(seconds=s)) for c, a, st, s in rows])
-    return levels(con, request(steps, window))
+    return con
+
+
+def ours(rows: list[tuple[str, str, str, int]], steps: str, window: int) -> dict[str, int]:
+    return levels(duckdb_of(rows), request(steps, window))
 
 
 def clickhouse(rows: list[tuple[str, str, str, int]], steps: str, window: int, tmp: Path) -> dict[str, int]:
@@ -168,3 +173,5 @@ def test_ordered_equals_clickhouse_window_funnel(seed: int, tmp_path: Path) -> N
     found = ours(rows, steps, window)
     assert {c: found.get(c, 0) for c in expected} == expected
     assert any(level > 1 for level in expected.values())
+    counted = Counter(level for level in expected.values() if level)
+    assert level_counts(duckdb_of(rows), request(steps, window)) == dict(sorted(counted.items()))
