@@ -14,13 +14,12 @@ Run:  python bench/funnel.py [--touches 10000000] [--runs 3]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from _harness import emit, interleave, measure, report, work_dir
+from _harness import arguments, emit, interleave, measure, report, work_dir
 
 STEPS = ("ad_click", "call", "booking")
 WINDOW = 14 * 86400
@@ -142,13 +141,8 @@ def child(kind: str, path: str, source: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--touches", type=int, default=10_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--child", nargs=3)
-    args = parser.parse_args()
-    if args.child:
-        child(*args.child)
+    args = arguments(10_000_000, child)
+    if args is None:
         return
     work = work_dir()
     database, parquet = build(work, args.touches)
