@@ -128,26 +128,45 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
                        for k in range(1, n + 1)]
                       + [f"list(epoch_us(occurred_at)) FILTER (WHERE k = {100 + j}) AS x{j}"
                          for j in range(len(request.exclusions))])
-    chain = [f"c1 AS (SELECT *, l1 AS t1 FROM g)"]
-    for k in range(2, n + 1):
+    chain = [f"c1 AS (SELECT *, l1 AS t1 FROM g)",
+             f"c2 AS (SELECT *, list_transform(l1, lambda s: list_min(list_filter(l2, lambda x: x >= s "
+             f"AND x <= s + {window}))) AS t2 FROM c1)"]
+    for k in range(3, n + 1):
         pick = f"list_min(list_filter(l{k}, lambda x: x >= y AND x <= l1[i] + {window}))"
         chain.append(f"c{k} AS (SELECT *, list_transform(t{k - 1}, lambda y, i: "
                      f"CASE WHEN y IS NOT NULL THEN {pick} END) AS t{k} FROM c{k - 1})")
-    depth = " + ".join(["1"] + [f"(t{k}[i] IS NOT NULL)::INTEGER" for k in range(2, n + 1)])
-    excluded = " OR ".join(
-        f"coalesce(len(list_filter(x{j}, lambda x: x > t{x.after + 1}[i] AND "
-        f"x < coalesce(t{x.before + 1}[i], s + {window} + 1))) > 0, false)"
-        for j, x in enumerate(request.exclusions)) or "false"
+    best = _best_attempt(request, n, window) if request.exclusions else _deepest_attempt(n)
     return f"""
     WITH g AS (SELECT customer_id, {lists} FROM ({matched}) GROUP BY customer_id HAVING l1 IS NOT NULL),
     {', '.join(chain)},
-    scored AS (SELECT *, list_transform(l1, lambda s, i: CASE WHEN {excluded} THEN -1 ELSE {depth} END) AS levels
-               FROM c{n}),
-    best AS (SELECT *, list_max(levels) AS top, list_position(levels, list_max(levels)) AS i FROM scored)
+    {best}
     SELECT customer_id, greatest(top, 0) AS level, top < 0 AS excluded, l1[i] AS start,
         {', '.join(f't{k}[i] AS r{k}' for k in range(1, n + 1))}
     FROM best
     """
+
+
+def _deepest_attempt(n: int) -> str:
+    """Without exclusions: the deepest level is the deepest step any attempt reached, and
+    its earliest attempt is the one with the smallest time at that step (each step's
+    time never decreases with a later start)."""
+    top = " ".join(f"WHEN list_count(t{k}) > 0 THEN {k}" for k in range(n, 1, -1))
+    deepest = " ".join(f"WHEN {k} THEN t{k}" for k in range(n, 1, -1))
+    return f"""deepest AS (SELECT *, CASE {top} ELSE 1 END AS top FROM c{n}),
+    picked AS (SELECT *, CASE top {deepest} ELSE t1 END AS at_top FROM deepest),
+    best AS (SELECT * EXCLUDE (at_top), list_position(at_top, list_min(at_top)) AS i FROM picked)"""
+
+
+def _best_attempt(request: FunnelRequest, n: int, window: int) -> str:
+    """With exclusions: each attempt's level, -1 when excluded; the earliest deepest wins."""
+    depth = " + ".join(["1"] + [f"(t{k}[i] IS NOT NULL)::INTEGER" for k in range(2, n + 1)])
+    excluded = " OR ".join(
+        f"coalesce(len(list_filter(x{j}, lambda x: x > t{x.after + 1}[i] AND "
+        f"x < coalesce(t{x.before + 1}[i], s + {window} + 1))) > 0, false)"
+        for j, x in enumerate(request.exclusions))
+    return f"""scored AS (SELECT *, list_transform(l1, lambda s, i: CASE WHEN {excluded} THEN -1 ELSE {depth} END)
+               AS levels FROM c{n}),
+    best AS (SELECT *, list_max(levels) AS top, list_position(levels, list_max(levels)) AS i FROM scored)"""
 
 
 def _by_kind(coded: list[tuple[int, Step]]) -> dict[str, list[tuple[int, Step]]]:

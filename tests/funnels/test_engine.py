@@ -175,3 +175,13 @@ def test_ordered_equals_clickhouse_window_funnel(seed: int, tmp_path: Path) -> N
     assert any(level > 1 for level in expected.values())
     counted = Counter(level for level in expected.values() if level)
     assert level_counts(duckdb_of(rows), request(steps, window)) == dict(sorted(counted.items()))
+
+
+@pytest.mark.parametrize("exclusions", [[], [parse_exclusion("booking:0-1")]])
+def test_the_earliest_of_the_deepest_attempts_gives_the_times(exclusions: list) -> None:
+    # two attempts reach the call: clicks at 60 and 0 (stored out of order); the earliest counts
+    con = table([("f", "click", 60, None), ("f", "click", 0, None), ("f", "call", 70, None),
+                 ("g", "click", 0, None), ("g", "click", 30, None), ("g", "call", 120, None)])
+    result = run_funnel(con, request("click,call", exclusions=exclusions))
+    assert result.steps[1].count == 2
+    assert result.steps[1].mean_seconds_to_convert == pytest.approx((70 + 90) / 2)  # g: only the 30 s click reaches
