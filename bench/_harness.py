@@ -3,6 +3,7 @@ memory is its own), runs interleaved with the peer, medians and ratios printed."
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -58,3 +59,17 @@ def emit(result: Result, count: str, peak_kib: float | None = None) -> None:
     result["peak_mib"] = max(own, peak_kib or 0) / 1024
     result["rate"] = result[count] / result["seconds"]
     print(json.dumps(result))
+
+
+def arguments(touches: int, child: Callable[..., None]) -> argparse.Namespace | None:
+    """``--touches``, ``--runs``, and ``--child KIND A B`` (which runs ``child`` and
+    returns None): the command line every benchmark here takes."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--touches", type=int, default=touches)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=3)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return None
+    return args

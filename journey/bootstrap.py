@@ -93,7 +93,7 @@ def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingest
 
 def projection_paths(settings: Settings) -> ProjectionPaths:
     return ProjectionPaths(settings.projection_path, settings.analytics_path,
-                           settings.projection_batch, settings.duckdb_memory)
+                           settings.projection_batch, settings.duckdb_memory, settings.stage_model_path)
 
 
 def open_pseudonymiser(settings: Settings, cache: int = 1_000_000) -> Pseudonymiser:

@@ -325,7 +325,7 @@ def project(follow: bool, interval: float, as_of: str | None, out: str | None, a
             raise InputError("--as-of and --out go together, without --follow")
         moment = _moment(as_of)
         with _progress("project", store.position()) as bar:
-            result = operations.build_as_of(store, Path(out), moment, pseudonyms, bar)
+            result = operations.build_as_of(store, Path(out), moment, pseudonyms, bar, settings.stage_model_path)
         _project_report(result, Path(out), as_json, f"as of {moment.isoformat()}")
         return
     if follow:
@@ -487,4 +487,10 @@ from journey import _cli_privacy  # noqa: E402,F401  (registers forget, contacts
 from journey.maps.commands import COMMANDS as _MAP_COMMANDS  # noqa: E402
 
 for _command in _MAP_COMMANDS:
+    main.add_command(_command)
+
+# -- funnels, points of failure, attribution (journey/funnels/commands.py) -------------
+from journey.funnels.commands import COMMANDS as _FUNNEL_COMMANDS  # noqa: E402
+
+for _command in _FUNNEL_COMMANDS:
     main.add_command(_command)

@@ -44,6 +44,15 @@ def _key_store(text: str | None, events: str, home: Path) -> str:
     return f"sqlite:///{home / 'keys.sqlite'}"
 
 
+def _existing(env: Mapping[str, str], name: str) -> Path | None:
+    text = env.get(name)
+    if not text:
+        return None
+    if not Path(text).is_file():
+        raise ConfigurationError(f"{name}={text!r} is not a file")
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What journey is configured with. Every field has an environment variable.
@@ -67,6 +76,8 @@ class Settings:
     - ``JOURNEY_KAFKA_TOPIC``: the touches topic (default ``touches``); invalid messages go
       to ``JOURNEY_KAFKA_DEAD_LETTER_TOPIC`` (default ``<topic>.dead-letter``)
     - ``JOURNEY_KAFKA_GROUP``: the ingest workers' consumer group (default ``journey-ingest``)
+    - ``JOURNEY_STAGE_MODEL``: the stage model file (TOML; default: the model shipped in
+      ``journey/projections/default_stages.toml``); `journey rederive` applies a change
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -98,6 +109,7 @@ class Settings:
     key_store_url: str = field(default="sqlite:///.journey/keys.sqlite", repr=False)
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path = Path(".journey/master.key")
+    stage_model_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +146,7 @@ class Settings:
             key_store_url=_key_store(env.get("JOURNEY_KEY_STORE"), url, home),
             master_key=env.get("JOURNEY_MASTER_KEY") or None,
             master_key_file=Path(env.get("JOURNEY_MASTER_KEY_FILE") or home / "master.key"),
+            stage_model_path=_existing(env, "JOURNEY_STAGE_MODEL"),
         )
 
     @property

@@ -37,3 +37,12 @@ def test_error_message_never_shows_a_password() -> None:
     with pytest.raises(ConfigurationError) as error:
         Settings.from_env({"JOURNEY_EVENT_STORE": "mysql://user:hunter2@h/db"})
     assert "hunter2" not in str(error.value)
+
+
+def test_the_stage_model_setting_names_an_existing_file(tmp_path: Path) -> None:
+    assert Settings.from_env({}).stage_model_path is None
+    model = tmp_path / "stages.toml"
+    model.write_text("")
+    assert Settings.from_env({"JOURNEY_STAGE_MODEL": str(model)}).stage_model_path == model
+    with pytest.raises(ConfigurationError, match="JOURNEY_STAGE_MODEL"):
+        Settings.from_env({"JOURNEY_STAGE_MODEL": str(tmp_path / "missing.toml")})

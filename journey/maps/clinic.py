@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from journey.projections.stages import STAGES
+from journey.projections.stage_model import default_stage_model
 
 __all__ = ["FunnelRow", "Headline", "compliance", "failure_points", "failure_reasons", "funnel",
            "has_table", "headline"]
@@ -114,6 +114,14 @@ def headline(con: duckdb.DuckDBPyConnection) -> Headline:
     return Headline(*con.execute(_HEADLINE).fetchone())
 
 
+def stage_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The stages in journey order: the projection's own model (``stage_funnel``) when it
+    has one, else the default model."""
+    if has_table(con, "stage_funnel"):
+        return [s for (s,) in con.execute("SELECT stage FROM stage_funnel ORDER BY stage_order").fetchall()]
+    return list(default_stage_model().names)
+
+
 def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
     """The stage funnel: ``stage_funnel`` when the projection has it (True), else computed
     here (False): a customer *entered* a stage when their journey got at least that far
@@ -122,7 +130,7 @@ def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
         rows = con.execute("SELECT stage, stage_order, entered, reached_next, median_seconds_to_next "
                            "FROM stage_funnel ORDER BY stage_order").fetchall()
         return [FunnelRow(*r) for r in rows], True
-    stages = list(STAGES)
+    stages = stage_names(con)
     before_visit = stages.index("first_visit")
     rows = con.execute(_FUNNEL, [stages, stages, before_visit, stages, stages, stages]).fetchall()
     return [FunnelRow(*r) for r in rows], False

@@ -26,7 +26,6 @@ from journey.maps.deviations import IdealResult, compare
 from journey.maps.filters import JourneyFilter
 from journey.maps.graph import build_map
 from journey.maps.ideal import IdealJourney, load_ideal
-from journey.projections.stages import STAGES
 
 __all__ = ["render_report", "write_report"]
 
@@ -135,7 +134,7 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
         "funnel": _figure(charts.funnel_chart(stages)),
         "funnel_source": ("From the clinic's stage funnel." if from_contract else
                           "A patient counts at a stage once their journey got at least that far."),
-        "graph": _figure(charts.journey_graph_chart(stage_map, list(STAGES))),
+        "graph": _figure(charts.journey_graph_chart(stage_map, clinic.stage_names(con))),
         "graph_note": hidden,
         "failures": _failures(con),
         "ideal_name": html.escape(deviations.model.name),

@@ -11,8 +11,9 @@ from __future__ import annotations
 import duckdb
 
 from journey.domain.identity import IdentityResolver
+from journey.funnels.tables import write_analysis_tables
 from journey.projections.consent import derive_consent
-from journey.projections.stages import stage_sql
+from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
 __all__ = ["derive"]
 
@@ -76,7 +77,7 @@ FROM nodes JOIN labels USING (n) JOIN components c USING (label)
 WHERE c.patients <= 1;
 """
 
-_TOUCHPOINTS = f"""
+_TOUCHPOINTS = """
 CREATE OR REPLACE TABLE touchpoints AS
 WITH named AS (
     SELECT t.*, list_filter([mp.canonical, me.canonical, ma.canonical], lambda x: x IS NOT NULL) AS names
@@ -99,12 +100,11 @@ WITH named AS (
     FROM resolved
 ), visits AS (
     SELECT *,
-        CASE WHEN type = 'visit' THEN row_number() OVER v END AS visit_no,
-        CASE WHEN type = 'visit' THEN lag(occurred_at) OVER v END AS prev_visit_at
+        row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at
     FROM owned
-    WINDOW v AS (PARTITION BY customer_id, type = 'visit' ORDER BY occurred_at, position)
+    WINDOW v AS (PARTITION BY customer_id, type ORDER BY occurred_at, position)
 )
-SELECT event_id, customer_id, type, activity, {stage_sql("visits")} AS stage, channel, source,
+SELECT event_id, customer_id, type, activity, $stage_case AS stage, channel, source,
     occurred_at, recorded_at, position,
     CASE WHEN customer_id IS NOT NULL
          THEN row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position) END AS seq,
@@ -206,11 +206,13 @@ ORDER BY ALL
 """
 
 
-def derive(con: duckdb.DuckDBPyConnection) -> None:
+def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None) -> None:
     """Recompute every analyst table from the base (the caller owns the transaction)."""
     con.execute(_IDENTIFIERS)
     _resolve_identities(con)
-    con.execute(_TOUCHPOINTS)
+    model = stage_model or default_stage_model()
+    stages = compile_stages(model, "visits")
+    con.execute(_TOUCHPOINTS.replace("$stage_case", stages.sql), stages.parameters)
     con.execute(_STEPS)
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMERS):
         con.execute(statement)
@@ -218,6 +220,7 @@ def derive(con: duckdb.DuckDBPyConnection) -> None:
     derive_consent(con)
     for table in ("steps", "observed", "observed_ids", "nodes", "edges", "labels", "components"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+    write_analysis_tables(con, model)
 
 
 def _resolve_identities(con: duckdb.DuckDBPyConnection) -> None:

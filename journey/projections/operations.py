@@ -14,12 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from threading import Event
 
+from journey.errors import ProjectionError
 from journey.projections.projector import CatchUp, Projector
 from journey.projections.pseudonym import Pseudonymiser
+from journey.projections.stage_model import load_stage_model
 from journey.projections.publish import projector_lock, publish
 from journey.store.event_store import EventStore
 
-__all__ = ["ProjectionPaths", "build_as_of", "catch_up", "follow", "rebuild"]
+__all__ = ["ProjectionPaths", "build_as_of", "catch_up", "follow", "rebuild", "rederive"]
 
 log = logging.getLogger("journey.projector")
 Progress = Callable[[int], None]
@@ -35,13 +37,20 @@ class ProjectionPaths:
     """Events per projector transaction."""
     memory_limit: str = "2GB"
     """DuckDB's memory limit for the projector (it spills to disk beyond it)."""
+    stage_model: Path | None = None
+    """The stage model file (``JOURNEY_STAGE_MODEL``); None is the default model."""
+
+
+def _projector(store: EventStore, path: Path, pseudonyms: Pseudonymiser, paths: ProjectionPaths) -> Projector:
+    return Projector(store, path, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit,
+                     stage_model=load_stage_model(paths.stage_model))
 
 
 def catch_up(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
              progress: Progress | None = None) -> CatchUp:
     """Catch up, derive, publish, exit. A poison event stops it with a clear error."""
     with projector_lock(paths.working):
-        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        projector = _projector(store, paths.working, pseudonyms, paths)
         try:
             result = projector.catch_up(progress=progress)
             if projector.derive() or not paths.snapshot.exists():
@@ -78,7 +87,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
     the snapshot is republished after every cycle that loaded something."""
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
-        projector = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        projector = _projector(store, paths.working, pseudonyms, paths)
         log.info("following the event store from position %s; Ctrl-C or SIGTERM stops", projector.position)
         try:
             while not stop.is_set():
@@ -107,7 +116,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
         fresh = paths.working.with_name(paths.working.name + ".rebuild")
         fresh.unlink(missing_ok=True)
         Path(str(fresh) + ".wal").unlink(missing_ok=True)
-        projector = Projector(store, fresh, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        projector = _projector(store, fresh, pseudonyms, paths)
         try:
             result = projector.catch_up(progress=progress)
             projector.derive(force=True)
@@ -118,7 +127,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
             raise
         projector.close()
         os.replace(fresh, paths.working)
-        published = Projector(store, paths.working, pseudonyms, batch_size=paths.batch_size, memory_limit=paths.memory_limit)
+        published = _projector(store, paths.working, pseudonyms, paths)
         try:
             publish(published.con, paths.snapshot)
         finally:
@@ -126,12 +135,28 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
         return result
 
 
+def rederive(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser) -> int:
+    """Derive the analyst tables again from the projector's base under ``paths.stage_model``
+    and publish them. Nothing is read from the event store: no event is loaded again.
+    Returns the projected position the tables reflect."""
+    if not paths.working.exists():
+        raise ProjectionError(f"there is no projection at {paths.working} yet; run `journey project`")
+    with projector_lock(paths.working):
+        projector = _projector(store, paths.working, pseudonyms, paths)
+        try:
+            projector.derive(force=True)
+            publish(projector.con, paths.snapshot)
+            return projector.position
+        finally:
+            projector.close()
+
+
 def build_as_of(store: EventStore, out: Path, as_of: datetime, pseudonyms: Pseudonymiser,
-                progress: Progress | None = None) -> CatchUp:
+                progress: Progress | None = None, stage_model: Path | None = None) -> CatchUp:
     """The projection of what was known at ``as_of`` (events recorded up to it), in ``out``."""
     if out.exists():
         out.unlink()
-    projector = Projector(store, out, pseudonyms, as_of=as_of)
+    projector = Projector(store, out, pseudonyms, as_of=as_of, stage_model=load_stage_model(stage_model))
     try:
         result = projector.catch_up(progress=progress)
         projector.derive(force=True)

@@ -23,6 +23,7 @@ from journey.projections.derive import derive
 from journey.projections.load import Poison, load_batch
 from journey.projections.pseudonym import Pseudonymiser
 from journey.projections.schema import BASE_DDL, SCHEMA_VERSION
+from journey.projections.stage_model import StageModel
 from journey.projections.tracking import DuckDBTrackingRecorder
 from journey.store.event_store import EventStore
 
@@ -54,8 +55,10 @@ class Projector:
         batch_size: int = 245_760,
         as_of: datetime | None = None,
         memory_limit: str = "2GB",
+        stage_model: StageModel | None = None,
     ) -> None:
         self.store = store
+        self.stage_model = stage_model
         self.path = path
         self.pseudonyms = pseudonyms
         self.keys = store.sealer.keys if store.sealer is not None else None
@@ -174,7 +177,7 @@ class Projector:
             return False
         self.con.begin()
         try:
-            derive(self.con)
+            derive(self.con, self.stage_model)
             self._status(position, derived=position)
             self.con.commit()
         except BaseException:

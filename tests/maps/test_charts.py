@@ -10,7 +10,7 @@ from journey.maps.deviations import compare
 from journey.maps.filters import JourneyFilter
 from journey.maps.graph import EXIT, START, build_map
 from journey.maps.ideal import load_ideal
-from journey.projections.stages import STAGES
+from journey.projections.stage_model import default_stage_model
 
 
 def test_the_sankey_splits_each_stage_into_onward_and_lost(clinic: duckdb.DuckDBPyConnection) -> None:
@@ -25,7 +25,7 @@ def test_the_sankey_splits_each_stage_into_onward_and_lost(clinic: duckdb.DuckDB
 
 def test_the_graph_chart_draws_every_edge(clinic: duckdb.DuckDBPyConnection) -> None:
     journey_map = build_map(clinic, "stage", JourneyFilter(min_edge_share=0.05))
-    figure = journey_graph_chart(journey_map, list(STAGES))
+    figure = journey_graph_chart(journey_map, list(default_stage_model().names))
     assert len(figure.layout.annotations) == journey_map.graph.number_of_edges()
     xs = dict(zip(journey_map.graph, figure.data[-1].x))
     assert xs[START] == min(xs.values()) and xs[EXIT] == max(xs.values())  # start left, exit right

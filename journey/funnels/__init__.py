@@ -1,0 +1,1 @@
+"""Funnels, points of failure, clinic metrics and attribution over the DuckDB projection."""

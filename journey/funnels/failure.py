@@ -1,0 +1,249 @@
+"""Points of failure per journey stage: who did not move on in time, why, and whose step it was.
+
+For each customer and stage of the model: when they entered it (their first touch of
+that stage) and when they next reached the *next* stage of the model (skipping it, a
+review straight after a first visit say, is not moving on). A customer *failed* a
+stage when they did not reach the next one within its SLA; customers still inside their SLA
+at the end of the data (the latest touch) are *pending* and counted in neither rate.
+
+- ``stage_funnel``: per stage, entered / reached_next / dropped / conversions / SLA misses.
+- ``failure_points``: failure rate per administrator, doctor, channel and branch (the
+  first value on the customer's touches of that stage: who took them in) against the
+  rest of the stage: lift, a two-proportion z-test (Bonferroni over the values of a
+  dimension) and a minimum-count guard, so three calls never make a culprit.
+- ``failure_reasons``: the last touch before a failure (missed call without callback,
+  cancellation, no-show, negative review, declined plan; otherwise the activity).
+- ``stage_correlations``: which touches and people make moving on more or less likely:
+  odds ratios with a 95% interval, computed only when every cell has enough customers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import duckdb
+
+from journey.projections.stage_model import StageModel
+
+__all__ = ["DIMENSIONS", "MIN_CELL", "MIN_GROUP", "two_proportion_p", "write_failure_tables"]
+
+DIMENSIONS = ("administrator", "doctor", "channel", "branch")
+MIN_GROUP = 30
+"""A value is tested only with at least this many decided customers in it and outside it."""
+MIN_CELL = 5
+"""An odds ratio is given only when each of its four cells holds at least this many customers."""
+ALPHA = 0.05
+
+_STEPS = """
+CREATE OR REPLACE TEMP TABLE stage_steps AS
+WITH staged AS (
+    SELECT t.customer_id, t.seq, t.occurred_at, o.stage_order
+    FROM touchpoints t JOIN stage_order o ON o.stage = t.stage WHERE t.customer_id IS NOT NULL
+), marked AS (
+    SELECT *, row_number() OVER (PARTITION BY customer_id, stage_order ORDER BY seq) = 1 AS entry,
+        $later
+    FROM staged WINDOW f AS (PARTITION BY customer_id ORDER BY seq ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+)
+SELECT m.customer_id, m.stage_order, o.stage, o.next_stage, o.sla_seconds, m.occurred_at AS entered_at,
+    m.next_at, (epoch_us(m.next_at) - epoch_us(m.occurred_at)) / 1e6 AS seconds_to_next,
+    CASE
+        WHEN o.next_stage IS NULL THEN NULL
+        WHEN o.sla_seconds IS NULL THEN m.next_at IS NULL
+        WHEN m.next_at IS NOT NULL THEN epoch_us(m.next_at) - epoch_us(m.occurred_at) > o.sla_seconds * 1e6
+        WHEN epoch_us(a.as_of) - epoch_us(m.occurred_at) > o.sla_seconds * 1e6 THEN true
+    END AS failed,
+    CASE WHEN o.sla_seconds IS NULL THEN m.next_at
+         ELSE least(coalesce(m.next_at, 'infinity'::TIMESTAMPTZ), m.occurred_at + to_seconds(o.sla_seconds)) END AS cutoff
+FROM (SELECT *, $pick AS next_at FROM marked WHERE entry) m
+JOIN stage_order o USING (stage_order)
+CROSS JOIN (SELECT max(occurred_at) AS as_of FROM touchpoints) a
+"""
+
+_FUNNEL = """
+CREATE OR REPLACE TABLE stage_funnel AS
+WITH counts AS (
+    SELECT o.stage, o.stage_order, o.next_stage, o.sla_seconds, count(s.customer_id) AS entered,
+        count(s.next_at) AS reached, count(*) FILTER (WHERE s.failed) AS missed,
+        median(s.seconds_to_next) AS median_next
+    FROM stage_order o LEFT JOIN stage_steps s USING (stage_order)
+    GROUP BY ALL
+)
+SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, entered,
+    CASE WHEN next_stage IS NOT NULL THEN reached END AS reached_next,
+    CASE WHEN next_stage IS NOT NULL THEN entered - reached END AS dropped,
+    CAST(entered AS DOUBLE) / nullif(lag(entered) OVER (ORDER BY stage_order), 0) AS conversion_from_previous,
+    CAST(entered AS DOUBLE) / nullif(first_value(entered) OVER (ORDER BY stage_order), 0) AS conversion_from_first,
+    CAST(sla_seconds AS BIGINT) AS sla_seconds,
+    CASE WHEN next_stage IS NOT NULL THEN missed END AS missed_sla,
+    CAST(CASE WHEN next_stage IS NOT NULL THEN median_next END AS DOUBLE) AS median_seconds_to_next
+FROM counts ORDER BY stage_order
+"""
+
+# The touches of a stage visit before its outcome: the customer's touches (of any stage
+# or none, consents and profiles aside) from entering the stage up to moving on or the
+# SLA running out, whichever came first.
+_BEFORE = """
+CREATE OR REPLACE TEMP TABLE stage_touches AS
+SELECT s.customer_id, s.stage_order, s.failed, t.seq, t.type, t.activity, t.answered, t.rating,
+    t.status, t.purpose, t.properties, t.stage = s.stage AS own_stage,
+    t.administrator, t.doctor, t.channel, t.branch
+FROM stage_steps s JOIN touchpoints t ON t.customer_id = s.customer_id
+WHERE s.failed IS NOT NULL AND t.type NOT IN ('consent', 'profile') AND t.occurred_at >= s.entered_at
+  AND (s.cutoff IS NULL OR t.occurred_at <= s.cutoff)
+"""
+
+_OWNERS = """
+CREATE OR REPLACE TEMP TABLE stage_owners AS
+SELECT s.customer_id, s.stage_order, s.stage, s.next_stage, s.failed,
+    $owners
+FROM stage_steps s LEFT JOIN stage_touches t
+  ON t.customer_id = s.customer_id AND t.stage_order = s.stage_order AND t.own_stage
+WHERE s.failed IS NOT NULL
+GROUP BY ALL
+"""
+
+_REASON = """CASE
+    WHEN type = 'call' AND answered = false THEN 'missed call without callback'
+    WHEN type = 'booking_cancelled' THEN 'cancellation'
+    WHEN type = 'no_show' THEN 'no-show'
+    WHEN type = 'review' AND (rating <= 2 OR TRY_CAST(properties->>'nps' AS INTEGER) <= 6) THEN 'negative review'
+    WHEN type = 'treatment_plan' AND status = 'declined' THEN 'declined plan'
+    ELSE 'last touch: ' || activity
+END"""
+
+_REASONS = f"""
+CREATE OR REPLACE TABLE failure_reasons AS
+WITH last AS (
+    SELECT customer_id, stage_order, arg_max({_REASON}, seq) AS reason
+    FROM stage_touches WHERE failed GROUP BY customer_id, stage_order
+)
+SELECT o.stage, l.reason, count(*) AS failed,
+    count(*) / sum(count(*)) OVER (PARTITION BY o.stage) AS share
+FROM last l JOIN stage_order o USING (stage_order)
+GROUP BY o.stage, o.stage_order, l.reason ORDER BY o.stage_order, failed DESC, reason
+"""
+
+_FEATURE = """activity || coalesce(':' || CASE type
+    WHEN 'call' THEN CASE WHEN answered THEN 'answered' WHEN NOT answered THEN 'missed' END
+    WHEN 'message' THEN purpose
+    WHEN 'treatment_plan' THEN status
+    WHEN 'review' THEN CASE WHEN rating <= 2 OR TRY_CAST(properties->>'nps' AS INTEGER) <= 6 THEN 'negative' ELSE 'positive' END
+END, '')"""
+
+_CORRELATIONS = f"""
+CREATE OR REPLACE TABLE stage_correlations AS
+WITH features AS (
+    SELECT DISTINCT customer_id, stage_order, {_FEATURE} AS feature FROM stage_touches
+    UNION
+    SELECT customer_id, stage_order, dimension || '=' || value FROM stage_owners
+    UNPIVOT (value FOR dimension IN ($dimensions))
+), totals AS (
+    SELECT stage_order, count(*) AS customers, count(*) FILTER (WHERE NOT failed) AS reached
+    FROM stage_owners GROUP BY stage_order
+), cells AS (
+    SELECT f.stage_order, f.feature, count(*) AS customers_with, count(*) FILTER (WHERE NOT o.failed) AS reached_with
+    FROM features f JOIN stage_owners o USING (customer_id, stage_order) GROUP BY ALL
+), ratios AS (
+    SELECT c.*, t.customers - c.customers_with AS customers_without, t.reached - c.reached_with AS reached_without,
+        least(c.reached_with, c.customers_with - c.reached_with, t.reached - c.reached_with,
+              t.customers - c.customers_with - (t.reached - c.reached_with)) AS smallest_cell
+    FROM cells c JOIN totals t USING (stage_order)
+), logs AS (
+    SELECT *, CASE WHEN smallest_cell >= $min_cell THEN
+            ln(reached_with) - ln(customers_with - reached_with) - ln(reached_without) + ln(customers_without - reached_without)
+        END AS log_or,
+        sqrt(1.0 / reached_with + 1.0 / (customers_with - reached_with) + 1.0 / reached_without
+             + 1.0 / (customers_without - reached_without)) AS se
+    FROM ratios
+)
+SELECT o.stage, o.next_stage, l.feature, l.customers_with, l.reached_with, l.customers_without, l.reached_without,
+    exp(l.log_or) AS odds_ratio, exp(l.log_or - 1.96 * l.se) AS ci_low, exp(l.log_or + 1.96 * l.se) AS ci_high,
+    coalesce(l.log_or - 1.96 * l.se > 0 OR l.log_or + 1.96 * l.se < 0, false) AS significant
+FROM logs l JOIN stage_order o USING (stage_order)
+ORDER BY o.stage_order, abs(coalesce(l.log_or, 0)) DESC, l.feature
+"""
+
+_POINT_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, dimension VARCHAR, value VARCHAR, entered BIGINT, "
+                  "failed BIGINT, failure_rate DOUBLE, overall_rate DOUBLE, lift DOUBLE, p_value DOUBLE, "
+                  "significant BOOLEAN")
+
+
+def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
+    """(Re)write ``stage_funnel``, ``failure_points``, ``failure_reasons`` and
+    ``stage_correlations`` from ``touchpoints`` under ``model``."""
+    _stage_order(con, model)
+    n = len(model.stages)
+    later = ", ".join(f"min(CASE WHEN stage_order = {i + 1} THEN occurred_at END) OVER f AS after_{i}"
+                      for i in range(1, n))
+    pick = "CASE stage_order " + " ".join(f"WHEN {i} THEN after_{i}" for i in range(1, n)) + " END"
+    con.execute(_STEPS.replace("$later", later).replace("$pick", pick))
+    con.execute(_FUNNEL)
+    con.execute(_BEFORE)
+    owners = ", ".join(f"arg_min(t.{d}, t.seq) FILTER (WHERE t.{d} IS NOT NULL) AS {d}" for d in DIMENSIONS)
+    con.execute(_OWNERS.replace("$owners", owners))
+    con.execute(_REASONS)
+    con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
+    _failure_points(con)
+    for table in ("stage_order", "stage_steps", "stage_touches", "stage_owners"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
+    names = list(model.names)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stage_order AS SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, "
+        "lead(stage) OVER (ORDER BY stage_order) AS next_stage, sla_seconds FROM "
+        "(SELECT unnest($names) AS stage, unnest($orders) AS stage_order, unnest($slas) AS sla_seconds)",
+        {"names": names, "orders": list(range(1, len(names) + 1)),
+         "slas": [stage.sla_seconds for stage in model.stages]})
+
+
+def _failure_points(con: duckdb.DuckDBPyConnection) -> None:
+    dimensions = ", ".join(DIMENSIONS)
+    rows = con.execute(f"""
+        WITH owned AS (
+            SELECT stage_order, stage, next_stage, failed, dimension, value
+            FROM stage_owners UNPIVOT (value FOR dimension IN ({dimensions}))
+        ), overall AS (
+            SELECT stage_order, count(*) AS n, count(*) FILTER (WHERE failed) AS f FROM stage_owners GROUP BY 1
+        )
+        SELECT o.stage, o.next_stage, o.dimension, o.value, count(*) AS entered,
+            count(*) FILTER (WHERE o.failed) AS failed, any_value(v.n), any_value(v.f), o.stage_order
+        FROM owned o JOIN overall v USING (stage_order)
+        GROUP BY o.stage_order, o.stage, o.next_stage, o.dimension, o.value
+        ORDER BY o.stage_order, o.dimension, o.value
+    """).fetchall()
+    tested: dict[tuple[str, str], int] = {}
+    scored = []
+    for stage, next_stage, dimension, value, entered, failed, total, total_failed, _ in rows:
+        p = two_proportion_p(failed, entered, total_failed - failed, total - entered)
+        if p is not None:
+            tested[(stage, dimension)] = tested.get((stage, dimension), 0) + 1
+        rate, overall = failed / entered, total_failed / total
+        scored.append([stage, next_stage, dimension, value, entered, failed, rate, overall,
+                       rate / overall if overall else None, p])
+    for row in scored:
+        p, tests = row[-1], tested.get((row[0], row[2]), 1)
+        row.append(p is not None and p < ALPHA / tests)
+    _insert(con, "failure_points", _POINT_COLUMNS, scored)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+def two_proportion_p(failed_in: int, n_in: int, failed_out: int, n_out: int) -> float | None:
+    """Two-sided p-value of a two-proportion z-test (pooled), or None when either group
+    has fewer than ``MIN_GROUP`` customers or fewer than 5 expected in a cell."""
+    if n_in < MIN_GROUP or n_out < MIN_GROUP:
+        return None
+    pooled = (failed_in + failed_out) / (n_in + n_out)
+    if min(n_in, n_out) * min(pooled, 1 - pooled) < 5:
+        return None
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_in + 1 / n_out))
+    z = (failed_in / n_in - failed_out / n_out) / se
+    return math.erfc(abs(z) / math.sqrt(2))
