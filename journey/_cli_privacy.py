@@ -13,7 +13,7 @@ from typing import IO
 
 import click
 
-from journey.bootstrap import open_event_store
+from journey.bootstrap import open_event_store, open_key_store
 from journey.cli import _moment, _progress, _settings, main
 from journey.errors import InputError
 from journey.projections.consent import CHANNELS
@@ -85,9 +85,7 @@ def contacts(customers: IO[str] | None, channel: str, purpose: str, recall_days:
         wanted = recall_candidates(settings.analytics_path, recall_days, moment)
     else:
         wanted = _read_customers(customers)  # type: ignore[arg-type]
-    store = open_event_store(settings)
-    assert store.sealer is not None
-    result = audience(settings.analytics_path, store.sealer.keys, wanted, channel=channel, purpose=purpose,
+    result = audience(settings.analytics_path, open_key_store(settings), wanted, channel=channel, purpose=purpose,
                       include_without_consent=include_without_consent)
     _write_contacts(result.contacts, out)
     click.echo(f"exported {len(result.contacts):,} of {len(wanted):,} customers", err=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -80,7 +81,7 @@ def forget(
     mine = [i for i, owner in identity.canonical_of.items() if owner == canonical] or [target]
     shared = [a.identifier for a in identity.ambiguities if canonical in a.candidates]
     pseudonyms = {sealer.pseudonym(kind, value): (kind, value) for kind, value in mine}
-    key_ids = store.sealer.keys.key_ids(pseudonyms)
+    key_ids = sealer.keys.key_ids(pseudonyms)
     if not key_ids:
         raise InputError(f"no data keys are left for {target[0]} of this customer: it was forgotten already, "
                          "or its events were stored before encryption (see docs/privacy.md)")
@@ -123,9 +124,6 @@ def _erase_quarantine(store: EventStore, identifiers: list[Identifier], erasure_
     return store.recorder.erase_quarantine(hits, f"erased by {erasure_id}") if hits else 0
 
 
-def _kinds(identifiers: object) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for kind, _value in identifiers:  # type: ignore[attr-defined]
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+def _kinds(identifiers: Iterable[Identifier]) -> dict[str, int]:
+    return dict(Counter(kind for kind, _value in identifiers))
 

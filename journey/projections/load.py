@@ -149,6 +149,16 @@ DELETE FROM internal.subjects WHERE key_id IN (SELECT key_id FROM internal.erasu
 DROP TABLE gone;
 """
 
+# A batch without erasures after some were made: only its own rows can carry a destroyed
+# key (written by a writer whose key cache was a moment old); their identifiers already
+# found no pseudonym, so anonymising them is all that is left. No scan of older rows.
+_ERASE_LATE = """
+DELETE FROM internal.identity_events
+WHERE position >= $first AND key_id IN (SELECT key_id FROM internal.erasures);
+UPDATE internal.touches SET event_id = 'erased', booking_id = NULL, visit_id = NULL, properties = NULL
+WHERE position >= $first AND key_id IN (SELECT key_id FROM internal.erasures);
+"""
+
 
 @dataclass(frozen=True)
 class Poison:
@@ -194,9 +204,11 @@ def load_batch(
                          + visible, params).fetchone()[0]
     con.execute(_INSERT_IDENTITY.replace("$link", f"'{LINK}'").replace("$unlink", f"'{UNLINK}'")
                 .replace("$visible", visible), params)
-    if con.execute(f"SELECT EXISTS (SELECT 1 FROM parsed WHERE topic = '{ERASED}') "
-                   "OR EXISTS (SELECT 1 FROM internal.erasures)").fetchone()[0]:
-        con.execute(_ERASE.replace("$erased", f"'{ERASED}'").replace("$visible", visible)
+    fresh, earlier = con.execute(f"SELECT EXISTS (SELECT 1 FROM parsed WHERE topic = '{ERASED}'), "
+                                 "EXISTS (SELECT 1 FROM internal.erasures)").fetchone()
+    if fresh or earlier:
+        sql = _ERASE if fresh else _ERASE_LATE
+        con.execute(sql.replace("$erased", f"'{ERASED}'").replace("$visible", visible)
                     .replace("$first", str(int(positions[0]))), params)
     con.execute("DROP TABLE parsed; DROP TABLE pseudonyms; DROP TABLE poison")  # raw contacts gone
     return int(loaded), poison

@@ -11,6 +11,8 @@ import pytest
 from journey.domain.touch import parse_touch
 from journey.errors import InputError
 from journey.privacy.forget import forget, parse_reference
+from eventsourcing.persistence import StoredEvent
+
 from journey.store.event_store import EventStore, Submission
 from journey.store.records import Rejection
 from tests.projections.helpers import PSEUDONYMS, analyst_view, append, project, rows
@@ -116,3 +118,19 @@ def test_a_reference_may_be_a_pseudonym_or_a_spelled_phone(store: EventStore) ->
     assert parse_reference(PSEUDONYMS.key("customer_id", "CRM-BORIS-88"), store) == ("customer_id", "CRM-BORIS-88")
     with pytest.raises(InputError, match="not a valid phone"):
         parse_reference("phone:not-a-number", store)
+
+
+def test_a_touch_written_with_a_key_destroyed_a_moment_before_is_anonymised(store: EventStore, tmp_path: Path) -> None:
+    """A writer whose key cache was a moment old stores a touch under a destroyed key."""
+    clinic(store)
+    late = store.recorder.select_streams(["e3"])["e3"]  # Anna's booking, sealed with her keys
+    incremental = project(store, tmp_path / "inc.duckdb")
+    forget(store, ("customer_id", "CRM-ANNA-77"))
+    incremental.catch_up()
+    store.recorder.append([StoredEvent("e3-late", 1, late.topic, late.state.replace(b'"e3"', b'"e3-late"'))])
+    incremental.catch_up()
+    incremental.derive()
+    assert rows(incremental.con, "SELECT count(*) FROM touchpoints WHERE event_id = 'e3-late'") == [(0,)]
+    assert rows(incremental.con, "SELECT count(*), count(customer_id) FROM touchpoints WHERE event_id = 'erased'") == [
+        (7, 0)]
+    assert analyst_view(incremental.con) == analyst_view(project(store, tmp_path / "rebuilt.duckdb").con)
