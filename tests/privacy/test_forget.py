@@ -7,12 +7,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from journey.domain.touch import parse_touch
 from journey.errors import InputError
 from journey.privacy.forget import forget, parse_reference
-from eventsourcing.persistence import StoredEvent
-
 from journey.store.event_store import EventStore, Submission
 from journey.store.records import Rejection
 from tests.projections.helpers import PSEUDONYMS, analyst_view, append, project, rows
