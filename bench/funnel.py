@@ -119,7 +119,7 @@ def failures(database: str, _source: str) -> dict[str, float]:
     """Points of failure (stage_funnel, failure_points, failure_reasons, stage_correlations)."""
     import duckdb
 
-    from journey.funnels.failure import write_failure_tables
+    from journey.projections.failure import write_failure_tables
     from journey.projections.stage_model import default_stage_model
 
     con = duckdb.connect(database)

@@ -42,7 +42,7 @@ def build_snapshot(store_path: Path, snapshot: Path) -> None:
     if snapshot.exists():
         return
     from journey.projections.projector import Projector
-    from journey.projections.pseudonym import Pseudonymiser
+    from journey.crypto.pseudonym import Pseudonymiser
     from journey.projections.publish import publish
     from journey.store.event_store import EventStore
     from journey.store.sqlite import open_sqlite

@@ -58,7 +58,7 @@ def floor(store_path: str, _target: str) -> dict[str, float]:
 
 def project(store_path: str, target: str) -> dict[str, float]:
     from journey.projections.projector import Projector
-    from journey.projections.pseudonym import Pseudonymiser
+    from journey.crypto.pseudonym import Pseudonymiser
     from journey.store.event_store import EventStore
     from journey.store.sqlite import open_sqlite
 

@@ -14,10 +14,10 @@ from eventsourcing.persistence import OperationalError, InterfaceError
 from journey.config import Settings
 from journey.errors import ConfigurationError, EventStoreError
 from journey.ingest.pipeline import Ingestor
-from journey.privacy.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
-from journey.privacy.sealer import Sealer
+from journey.crypto.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
+from journey.crypto.sealer import Sealer
 from journey.projections.operations import ProjectionPaths
-from journey.projections.pseudonym import Pseudonymiser
+from journey.crypto.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from journey.privacy.keys import InMemoryKeyStore, KeyStore, PostgresKeyStore, SQLiteKeyStore
+from journey.crypto.keys import InMemoryKeyStore, KeyStore, PostgresKeyStore, SQLiteKeyStore
 from journey.store.event_store import EventStore
 from journey.store.postgres import open_postgres
 from journey.store.recorder import InMemoryJourneyRecorder, JourneyRecorder

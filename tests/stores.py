@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from journey.privacy.keys import InMemoryKeyStore, KeyStore, KeyWrap
-from journey.privacy.sealer import Sealer
-from journey.projections.pseudonym import Pseudonymiser
+from journey.crypto.keys import InMemoryKeyStore, KeyStore, KeyWrap
+from journey.crypto.sealer import Sealer
+from journey.crypto.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 

@@ -87,7 +87,7 @@ def test_forget_asks_before_it_destroys(tmp_path: Path) -> None:
 
 
 def _pseudonym(home: Path, clinic_id: str) -> str:
-    from journey.projections.pseudonym import Pseudonymiser
+    from journey.crypto.pseudonym import Pseudonymiser
 
     return Pseudonymiser((home / "hmac.key").read_bytes().strip()).key("customer_id", clinic_id)
 

@@ -48,7 +48,7 @@ class Recorded:
     recorded_at: str
 
     class_version: ClassVar[int] = 2
-    """v2: personal fields may be sealed (``enc1:...``, see journey.privacy.sealer);
+    """v2: personal fields may be sealed (``enc1:...``, see journey.crypto.sealer);
     a v1 state is a v2 state with nothing sealed, so the upcast changes nothing."""
 
     @staticmethod

@@ -9,7 +9,7 @@ touch. Consumer offsets are still committed, after the store, for lag monitoring
 
 Invalid messages (undecodable ones too) are quarantined whole in the same transaction
 and then sent to the dead-letter topic with the reason in headers and the value
-redacted (``journey.privacy.redact``): no personal data ever enters that topic, so
+redacted (``journey.crypto.redact``): no personal data ever enters that topic, so
 forgetting a customer never has to chase copies through Kafka.
 """
 
@@ -29,7 +29,7 @@ from kafka.structs import OffsetAndMetadata
 from journey.errors import JourneyError
 from journey.ingest.pipeline import IngestSummary, Ingestor
 from journey.ingest.sources import RawRecord
-from journey.privacy.redact import redact_reason, redact_record
+from journey.crypto.redact import redact_reason, redact_record
 from journey.store.event_store import AlreadyTracked, EventStore
 from journey.store.records import Rejection
 

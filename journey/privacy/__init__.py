@@ -1,7 +1,4 @@
-"""Privacy: per-customer keys (crypto-shredding), sealing personal fields of stored
-events, forgetting a customer, consent rules. See docs/privacy.md."""
-
-from journey.privacy.keys import DataKey, InMemoryKeyStore, KeyStore, KeyWrap, Subject
-from journey.privacy.sealer import Sealer
-
-__all__ = ["DataKey", "InMemoryKeyStore", "KeyStore", "KeyWrap", "Sealer", "Subject"]
+"""Privacy use cases above the event store and the projections: forgetting a customer
+(crypto-shredding) and consent-checked contact lists. The primitives they use (data
+keys, sealing, pseudonyms, redaction) live below the store in ``journey.crypto``.
+See docs/privacy.md."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from journey.errors import InputError, ProjectionError
-from journey.privacy.keys import KeyStore
+from journey.crypto.keys import KeyStore
 from journey.projections.consent import CHANNELS
 
 __all__ = ["PURPOSES", "Audience", "Contact", "audience", "recall_candidates"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from journey.domain.identity import IdentityResolver
-from journey.funnels.tables import write_analysis_tables
+from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 

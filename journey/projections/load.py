@@ -20,9 +20,9 @@ from eventsourcing.utils import get_topic
 
 from journey.domain.values import PERSONAL_PROPERTIES
 from journey.domain.events import CustomerErased, IdentityLinked, IdentityUnlinked, TouchRecorded
-from journey.privacy.keys import KeyStore
-from journey.privacy.sealer import PREFIX
-from journey.projections.pseudonym import Pseudonymiser
+from journey.crypto.keys import KeyStore
+from journey.crypto.sealer import PREFIX, key_id_of
+from journey.crypto.pseudonym import Pseudonymiser
 
 __all__ = ["Poison", "load_batch"]
 
@@ -251,14 +251,12 @@ def _pseudonymise(con: duckdb.DuckDBPyConnection, pseudonyms: Pseudonymiser, key
         "UNION ALL SELECT 'email', email FROM parsed "
         "UNION ALL SELECT 'anonymous_id', anonymous_id FROM parsed) WHERE value IS NOT NULL"
     ).fetchall()
-    sealed = {v.split(":", 2)[1] for _, v in values if v.startswith(PREFIX)}
+    sealed = {key_id for _, v in values if (key_id := key_id_of(v)) is not None}
     subjects = keys.subjects(sealed) if (sealed and keys is not None) else {}
     kinds, raw, found = [], [], []
     for kind, value in values:
-        if value.startswith(PREFIX):
-            key = subjects.get(value.split(":", 2)[1])
-        else:
-            key = pseudonyms.key(kind, value)
+        key_id = key_id_of(value)
+        key = subjects.get(key_id) if key_id is not None else pseudonyms.key(kind, value)
         kinds.append(kind)
         raw.append(value)
         found.append(key)

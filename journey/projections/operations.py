@@ -16,7 +16,7 @@ from threading import Event
 
 from journey.errors import ProjectionError
 from journey.projections.projector import CatchUp, Projector
-from journey.projections.pseudonym import Pseudonymiser
+from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.stage_model import load_stage_model
 from journey.projections.publish import projector_lock, publish
 from journey.store.event_store import EventStore

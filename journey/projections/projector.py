@@ -21,7 +21,7 @@ from eventsourcing.persistence import Tracking
 from journey.errors import ProjectionError
 from journey.projections.derive import derive
 from journey.projections.load import Poison, load_batch
-from journey.projections.pseudonym import Pseudonymiser
+from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.schema import BASE_DDL, SCHEMA_VERSION
 from journey.projections.stage_model import StageModel
 from journey.projections.tracking import DuckDBTrackingRecorder

@@ -23,7 +23,7 @@ from journey.store.records import QuarantineEntry, Rejection
 from journey.store.mapper import JourneyMapper
 
 if TYPE_CHECKING:
-    from journey.privacy.sealer import Sealer
+    from journey.crypto.sealer import Sealer
 
 __all__ = ["AlreadyTracked", "AppendOutcome", "EventStore", "Submission"]
 

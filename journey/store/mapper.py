@@ -16,7 +16,7 @@ from eventsourcing.utils import get_topic
 from journey.domain.events import Recorded, recorded_class, stream_id
 
 if TYPE_CHECKING:
-    from journey.privacy.sealer import Sealer
+    from journey.crypto.sealer import Sealer
 
 __all__ = ["JourneyMapper", "OrjsonTranscoder"]
 

@@ -150,7 +150,7 @@ def test_as_of_sees_only_what_was_recorded_by_then(store: EventStore, tmp_path: 
 
 
 def test_a_file_built_with_another_secret_must_be_rebuilt(store: EventStore, tmp_path: Path) -> None:
-    from journey.projections.pseudonym import Pseudonymiser
+    from journey.crypto.pseudonym import Pseudonymiser
 
     project(store, tmp_path / "p.duckdb").close()
     with pytest.raises(ProjectionError, match="journey rebuild"):

@@ -23,7 +23,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 
 from journey.domain.values import IDENTIFIER_KINDS, PERSONAL_PROPERTIES
-from journey.privacy.keys import DataKey, KeyStore, Subject
+from journey.crypto.keys import DataKey, KeyStore, Subject
 
 __all__ = ["PREFIX", "Sealer", "key_id_of"]
 

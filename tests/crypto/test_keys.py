@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from journey.privacy.keys import KeyStore, KeyWrap, Subject
+from journey.crypto.keys import KeyStore, KeyWrap, Subject
 from tests.conftest import make_keys
 from tests.stores import WRAP
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import chi2_contingency
 from scipy.stats.contingency import odds_ratio
 
-from journey.funnels.failure import MIN_GROUP, two_proportion_p
+from journey.projections.failure import MIN_GROUP, two_proportion_p
 from journey.projections.derive import derive
 from journey.projections.stage_model import load_stage_model
 from tests.clinic import demo_projection
