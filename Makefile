@@ -3,23 +3,31 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test install bench schemas clean
+.PHONY: demo test install install-test bench schemas clean
 
-$(BIN)/journey: pyproject.toml
+# the runtime only: what `journey` needs to run (no test oracles such as PM4Py, chdb, pandas)
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(BIN)/journey
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
-install: $(BIN)/journey
+# the runtime and the test extras (oracles, the Kafka broker, import-linter)
+$(VENV)/.test: $(VENV)/.runtime
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.runtime
+
+install-test: $(VENV)/.test
 
 demo: install
 	$(BIN)/journey demo
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install-test
 	$(BIN)/python bench/aggregate_design.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/projection.py

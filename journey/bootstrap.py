@@ -1,4 +1,9 @@
-"""The composition root: wires adapters from ``Settings``. Nothing else picks adapters."""
+"""The composition root: wires adapters from ``Settings``. Nothing else picks adapters.
+
+A command builds one ``Adapters`` from the settings and hands its parts to the use
+cases; a test builds one around in-memory adapters instead. Each part is opened on
+first use and then kept, so a command opens the event store or the key store once.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,107 @@ import secrets
 import sqlite3
 import stat
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import OperationalError, InterfaceError
 
 from journey.config import Settings
+from journey.crypto.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
+from journey.crypto.pseudonym import Pseudonymiser
+from journey.crypto.sealer import Sealer
 from journey.errors import ConfigurationError, EventStoreError
 from journey.ingest.pipeline import Ingestor
-from journey.crypto.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
-from journey.crypto.sealer import Sealer
 from journey.projections.operations import ProjectionPaths
-from journey.crypto.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 
-__all__ = ["open_event_store", "open_key_store", "open_ingestor", "open_pseudonymiser", "open_recorder", "projection_paths"]
+if TYPE_CHECKING:
+    from journey.ingest.kafka import KafkaIngestWorker
+
+__all__ = [
+    "Adapters",
+    "event_store_location",
+    "open_event_store",
+    "open_ingestor",
+    "open_kafka_worker",
+    "open_key_store",
+    "open_pseudonymiser",
+    "open_recorder",
+    "projection_paths",
+]
+
+
+class Adapters:
+    """What one command works with, wired from ``settings``. Pass ``store``,
+    ``key_store`` or ``pseudonymiser`` to use other adapters (in-memory ones in tests)."""
+
+    def __init__(self, settings: Settings, *, store: EventStore | None = None,
+                 key_store: KeyStore | None = None, pseudonymiser: Pseudonymiser | None = None) -> None:
+        self.settings = settings
+        if store is not None:
+            self.store = store
+        if key_store is not None:
+            self.key_store = key_store
+        if pseudonymiser is not None:
+            self.pseudonymiser = pseudonymiser
+
+    @cached_property
+    def key_store(self) -> KeyStore:
+        return open_key_store(self.settings)
+
+    @cached_property
+    def pseudonymiser(self) -> Pseudonymiser:
+        return open_pseudonymiser(self.settings)
+
+    @cached_property
+    def store(self) -> EventStore:
+        # the writer names keys by pseudonym; a small cache: identifiers recur within days, not years
+        return EventStore(open_recorder(self.settings),
+                          Sealer(self.key_store, open_pseudonymiser(self.settings, 65_536).key))
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        return open_ingestor(self.settings, self.store)
+
+    @property
+    def projection_paths(self) -> ProjectionPaths:
+        return projection_paths(self.settings)
+
+    @property
+    def analytics(self) -> Path:
+        """The published snapshot analysts and the read-side commands open."""
+        return self.settings.analytics_path
+
+    @property
+    def event_store_location(self) -> str:
+        return event_store_location(self.settings)
+
+    def kafka_worker(self, bootstrap: str | None = None, topic: str | None = None,
+                     group: str | None = None) -> KafkaIngestWorker:
+        return open_kafka_worker(self.settings, self.store, bootstrap=bootstrap, topic=topic, group=group)
+
+
+def event_store_location(settings: Settings) -> str:
+    """Where the event store is, fit to print (a PostgreSQL password is hidden)."""
+    if settings.is_postgres:
+        from journey.store.postgres import redact
+
+        return redact(settings.event_store_url)
+    return str(settings.sqlite_path)
+
+
+def open_kafka_worker(settings: Settings, store: EventStore, *, bootstrap: str | None = None,
+                      topic: str | None = None, group: str | None = None) -> KafkaIngestWorker:
+    """A Kafka consumer-group worker storing into ``store``; the options override settings."""
+    from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
+
+    topic = topic or settings.kafka_topic
+    kafka = KafkaSettings(bootstrap or settings.kafka_bootstrap, topic, settings.dead_letter_topic_of(topic),
+                          group or settings.kafka_group, max_batch=settings.batch_size)
+    return KafkaIngestWorker(store, kafka, default_region=settings.default_region,
+                             max_record_bytes=settings.max_record_bytes)
 
 
 def open_recorder(settings: Settings) -> JourneyRecorder:
@@ -76,9 +167,7 @@ def open_key_store(settings: Settings) -> KeyStore:
 
 def open_event_store(settings: Settings) -> EventStore:
     """The event store, sealing personal fields with the key store's data keys."""
-    recorder = open_recorder(settings)
-    # the writer names keys by pseudonym; a small cache: identifiers recur within days, not years
-    return EventStore(recorder, Sealer(open_key_store(settings), open_pseudonymiser(settings, 65_536).key))
+    return Adapters(settings).store
 
 
 def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from journey.errors import ConfigurationError
+from journey.limits import MAX_RECORD_BYTES
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "dead_letter_topic"]
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -42,6 +43,12 @@ def _key_store(text: str | None, events: str, home: Path) -> str:
     if events.startswith("postgres"):
         return events.split("?")[0] + "?schema=journey_keys"
     return f"sqlite:///{home / 'keys.sqlite'}"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a topic's invalid messages go unless ``JOURNEY_KAFKA_DEAD_LETTER_TOPIC`` says
+    otherwise: ``<topic>.dead-letter``."""
+    return f"{topic}.dead-letter"
 
 
 def _existing(env: Mapping[str, str], name: str) -> Path | None:
@@ -94,7 +101,7 @@ class Settings:
     event_store_url: str
     default_region: str | None = None
     batch_size: int = 5000
-    max_record_bytes: int = 64 * 1024
+    max_record_bytes: int = MAX_RECORD_BYTES
     ingest_workers: int = 1
     projection_path: Path = Path(".journey/projection.duckdb")
     analytics_path: Path = Path(".journey/analytics.duckdb")
@@ -102,7 +109,7 @@ class Settings:
     duckdb_memory: str = "2GB"
     kafka_bootstrap: str = "localhost:9092"
     kafka_topic: str = "touches"
-    kafka_dead_letter_topic: str = "touches.dead-letter"
+    kafka_dead_letter_topic: str = dead_letter_topic("touches")
     kafka_group: str = "journey-ingest"
     hmac_secret: str | None = field(default=None, repr=False)
     hmac_secret_file: Path = Path(".journey/hmac.key")
@@ -131,7 +138,7 @@ class Settings:
             event_store_url=url,
             default_region=region,
             batch_size=_int(env, "JOURNEY_BATCH_SIZE", 5000, 1, 1_000_000),
-            max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", 64 * 1024, 1024, 16 * 2**20),
+            max_record_bytes=_int(env, "JOURNEY_MAX_RECORD_BYTES", MAX_RECORD_BYTES, 1024, 16 * 2**20),
             ingest_workers=_int(env, "JOURNEY_INGEST_WORKERS", os.cpu_count() or 1, 0, 256),
             projection_path=Path(env.get("JOURNEY_PROJECTION") or home / "projection.duckdb"),
             analytics_path=Path(env.get("JOURNEY_ANALYTICS") or home / "analytics.duckdb"),
@@ -139,7 +146,7 @@ class Settings:
             duckdb_memory=_memory(env.get("JOURNEY_DUCKDB_MEMORY") or "2GB"),
             kafka_bootstrap=env.get("JOURNEY_KAFKA_BOOTSTRAP") or "localhost:9092",
             kafka_topic=(topic := env.get("JOURNEY_KAFKA_TOPIC") or "touches"),
-            kafka_dead_letter_topic=env.get("JOURNEY_KAFKA_DEAD_LETTER_TOPIC") or f"{topic}.dead-letter",
+            kafka_dead_letter_topic=env.get("JOURNEY_KAFKA_DEAD_LETTER_TOPIC") or dead_letter_topic(topic),
             kafka_group=env.get("JOURNEY_KAFKA_GROUP") or "journey-ingest",
             hmac_secret=env.get("JOURNEY_HMAC_SECRET") or None,
             hmac_secret_file=Path(env.get("JOURNEY_HMAC_SECRET_FILE") or home / "hmac.key"),
@@ -148,6 +155,11 @@ class Settings:
             master_key_file=Path(env.get("JOURNEY_MASTER_KEY_FILE") or home / "master.key"),
             stage_model_path=_existing(env, "JOURNEY_STAGE_MODEL"),
         )
+
+    def dead_letter_topic_of(self, topic: str) -> str:
+        """The dead-letter topic of ``topic``: the configured one for the configured
+        topic, ``<topic>.dead-letter`` for any other."""
+        return self.kafka_dead_letter_topic if topic == self.kafka_topic else dead_letter_topic(topic)
 
     @property
     def is_postgres(self) -> bool:

@@ -5,9 +5,9 @@ Every error says what went wrong and what to do next::
     JourneyError
     ├── ConfigurationError      a JOURNEY_* setting is missing or malformed
     ├── EventStoreError         the event store cannot be reached or used
-    │   └── SchemaMismatchError the store holds a format this version cannot read
     ├── InvalidTouchError       a record does not satisfy the touch contract (wire format v1)
     ├── InputError              a file or argument given on the command line cannot be used
+    ├── ProducerError           Kafka did not accept a touch (unreachable, or refused it)
     └── ProjectionError         the DuckDB projection cannot be built or read
 """
 
@@ -19,8 +19,8 @@ __all__ = [
     "InputError",
     "InvalidTouchError",
     "JourneyError",
+    "ProducerError",
     "ProjectionError",
-    "SchemaMismatchError",
 ]
 
 
@@ -34,10 +34,6 @@ class ConfigurationError(JourneyError):
 
 class EventStoreError(JourneyError):
     """The event store cannot be reached or used."""
-
-
-class SchemaMismatchError(EventStoreError):
-    """The event store holds events of a version this code cannot read."""
 
 
 class InvalidTouchError(JourneyError):
@@ -54,6 +50,10 @@ class InvalidTouchError(JourneyError):
 
 class InputError(JourneyError):
     """A file or argument given by the user cannot be used."""
+
+
+class ProducerError(JourneyError):
+    """Kafka did not accept a touch (the broker is unreachable, or refused it)."""
 
 
 class ProjectionError(JourneyError):

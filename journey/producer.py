@@ -21,15 +21,11 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from journey.domain.touch import WIRE_VERSION, TouchBase, parse_touch
-from journey.errors import JourneyError
+from journey.errors import ProducerError
 
 __all__ = ["HEADERS", "ProducerError", "TouchProducer", "message_key"]
 
 HEADERS = [("content-type", b"application/json"), ("journey-wire-version", str(WIRE_VERSION).encode())]
-
-
-class ProducerError(JourneyError):
-    """Kafka did not accept a touch (the broker is unreachable, or refused it)."""
 
 
 def message_key(touch: TouchBase) -> bytes:

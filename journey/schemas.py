@@ -12,7 +12,7 @@ from typing import Any
 
 from journey.domain.touch import WIRE_VERSION, touch_adapter
 
-__all__ = ["SCHEMA_FILES", "render_schemas", "write_schemas"]
+__all__ = ["SCHEMA_FILES", "render_schemas", "stale_schemas", "write_schemas"]
 
 SCHEMA_FILES = (f"touch.v{WIRE_VERSION}.schema.json",)
 
@@ -34,6 +34,12 @@ def _touch_schema() -> dict[str, Any]:
 def render_schemas() -> dict[str, str]:
     """File name -> file text, exactly as committed."""
     return {SCHEMA_FILES[0]: json.dumps(_touch_schema(), indent=2, sort_keys=True) + "\n"}
+
+
+def stale_schemas(directory: Path) -> list[str]:
+    """The schema files in ``directory`` that are missing or differ from the models."""
+    return [name for name, text in render_schemas().items()
+            if not (directory / name).exists() or (directory / name).read_text("utf-8") != text]
 
 
 def write_schemas(directory: Path) -> list[Path]:

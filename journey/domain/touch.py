@@ -21,6 +21,7 @@ from pydantic import (
 from journey.domain.properties import PROPERTY_MODELS, CustomProperties
 from journey.domain.values import Customer, Frozen, Name, Timestamp
 from journey.errors import InvalidTouchError
+from journey.limits import MAX_RECORD_BYTES
 
 __all__ = [
     "BUILTIN_TYPES",
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 WIRE_VERSION = 1
-MAX_RECORD_BYTES = 64 * 1024
 BUILTIN_TYPES: tuple[str, ...] = tuple(PROPERTY_MODELS)
 IDENTITY_TYPES = ("identity_link", "identity_unlink")
 TOUCH_TYPES: tuple[str, ...] = (*BUILTIN_TYPES, "custom", *IDENTITY_TYPES)

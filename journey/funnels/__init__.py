@@ -1,1 +1,3 @@
-"""Funnels, points of failure, clinic metrics and attribution over the DuckDB projection."""
+"""Funnels and attribution over the published DuckDB projection (read side), and
+reading the points-of-failure and clinic-metrics tables the derive wrote
+(``journey.projections.failure``, ``journey.projections.metrics``)."""

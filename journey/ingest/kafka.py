@@ -29,6 +29,7 @@ from kafka.structs import OffsetAndMetadata
 from journey.errors import JourneyError
 from journey.ingest.pipeline import IngestSummary, Ingestor
 from journey.ingest.sources import RawRecord
+from journey.limits import MAX_RECORD_BYTES
 from journey.crypto.redact import redact_reason, redact_record
 from journey.store.event_store import AlreadyTracked, EventStore
 from journey.store.records import Rejection
@@ -71,7 +72,7 @@ class _Resume(ConsumerRebalanceListener):
 
 class KafkaIngestWorker:
     def __init__(self, store: EventStore, settings: KafkaSettings, *, default_region: str | None = None,
-                 max_record_bytes: int = 64 * 1024) -> None:
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self.store = store
         self.settings = settings
         self.validator = Ingestor(store, default_region=default_region, max_record_bytes=max_record_bytes)

@@ -17,9 +17,10 @@ from itertools import chain, islice
 
 import orjson
 
-from journey.domain.touch import MAX_RECORD_BYTES, parse_touch
+from journey.domain.touch import parse_touch
 from journey.errors import InvalidTouchError
 from journey.ingest.sources import RawRecord
+from journey.limits import MAX_RECORD_BYTES
 from journey.store.event_store import EventStore, Submission
 from journey.store.records import Rejection
 

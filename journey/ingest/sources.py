@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from journey.errors import InputError
+from journey.limits import MAX_RECORD_BYTES
 
 __all__ = ["EventLogColumns", "RawRecord", "read_event_log", "read_jsonl"]
 
@@ -40,7 +41,7 @@ def _open(path: str) -> tuple[BinaryIO, str]:
         raise InputError(f"cannot read {path}: {error.strerror}") from None
 
 
-def read_jsonl(path: str, *, max_bytes: int = 64 * 1024) -> Iterator[RawRecord]:
+def read_jsonl(path: str, *, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawRecord]:
     """One record per non-blank line. A line over ``max_bytes`` is read in chunks
     and kept truncated (with a marker), so one huge line cannot exhaust memory."""
     stream, source = _open(path)

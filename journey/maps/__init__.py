@@ -1,6 +1,6 @@
 """Journey maps: the graph at activity and stage level, filters, exports, the ideal
 journey and its deviations. The clinic report is ``journey.maps.report``; the commands
-``journey.maps.commands``."""
+are in ``journey.cli.maps``."""
 
 from journey.maps.deviations import IdealResult, compare
 from journey.maps.export import to_dot, to_graphml, to_json, to_svg, write_map

@@ -19,7 +19,9 @@ other names are looked up in the touch's ``properties``.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -27,7 +29,7 @@ import duckdb
 from journey.maps.filters import JourneyFilter, compile_customers, identifier
 from journey.maps.ideal import IdealJourney, Matcher
 
-__all__ = ["COLUMNS", "IdealResult", "SummaryRow", "compare"]
+__all__ = ["COLUMNS", "IdealResult", "SummaryRow", "compare", "save_deviations", "write_deviations_csv"]
 
 COLUMNS = frozenset({"type", "channel", "source", "direction", "purpose", "answered", "outcome", "status",
                      "rating", "doctor", "administrator", "branch", "campaign"})
@@ -202,3 +204,20 @@ def _deadlines(con: duckdb.DuckDBPyConnection, model: IdealJourney) -> list[Summ
         rows.append(SummaryRow("missed_deadline", d.id, d.label, d.owner, evaluated,
                                _count(con, "missed_deadline", d.id)))
     return rows
+
+
+def write_deviations_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The per-customer deviations ``compare`` computed on ``con``, as CSV."""
+    cursor = con.execute("SELECT * FROM temp.ideal_deviations ORDER BY customer_id, kind, item")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([d[0] for d in cursor.description])
+        writer.writerows(cursor.fetchall())
+
+
+def save_deviations(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """Keep ``ideal_deviations`` and ``ideal_summary`` in the writable ``catalog`` (a
+    snapshot opened with an output file); the snapshot itself stays read-only."""
+    for table in ("ideal_deviations", "ideal_summary"):
+        con.execute(f"CREATE OR REPLACE TABLE {catalog}.main.{table} AS SELECT * FROM temp.{table}")

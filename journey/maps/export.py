@@ -18,7 +18,7 @@ import networkx as nx
 from journey.errors import InputError
 from journey.maps.graph import EXIT, START, JourneyMap
 
-__all__ = ["FORMATS", "Format", "to_dot", "to_graphml", "to_json", "to_svg", "write_map"]
+__all__ = ["FORMATS", "Format", "render_map", "to_dot", "to_graphml", "to_json", "to_svg", "write_map"]
 
 Format = Literal["json", "graphml", "dot", "svg"]
 FORMATS: tuple[str, ...] = ("json", "graphml", "dot", "svg")
@@ -93,14 +93,18 @@ def to_svg(journey_map: JourneyMap) -> str:
     return done.stdout
 
 
-def write_map(journey_map: JourneyMap, fmt: Format, out: Path) -> Path:
-    """Write the map in ``fmt`` to ``out``."""
+def render_map(journey_map: JourneyMap, fmt: Format) -> str:
+    """The map as text in ``fmt``."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "json":
-        text = json.dumps(to_json(journey_map), indent=2, ensure_ascii=False) + "\n"
-    else:
-        text = {"graphml": to_graphml, "dot": to_dot, "svg": to_svg}[fmt](journey_map)
+        return json.dumps(to_json(journey_map), indent=2, ensure_ascii=False)
+    return {"graphml": to_graphml, "dot": to_dot, "svg": to_svg}[fmt](journey_map)
+
+
+def write_map(journey_map: JourneyMap, fmt: Format, out: Path) -> Path:
+    """Write the map in ``fmt`` to ``out``."""
+    text = render_map(journey_map, fmt) + ("\n" if fmt == "json" else "")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out

@@ -8,18 +8,21 @@ contact identifiers from the key store. A forgotten customer has no key: no cont
 
 from __future__ import annotations
 
+import csv
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
-import duckdb
-
-from journey.errors import InputError, ProjectionError
 from journey.crypto.keys import KeyStore
+from journey.errors import InputError
 from journey.projections.consent import CHANNELS
+from journey.projections.publish import open_snapshot
 
-__all__ = ["PURPOSES", "Audience", "Contact", "audience", "recall_candidates"]
+__all__ = ["PURPOSES", "Audience", "Contact", "audience", "read_customer_list", "recall_candidates",
+           "write_contacts"]
 
 PURPOSES = ("marketing", "reminders")
 
@@ -62,8 +65,7 @@ def audience(
         raise InputError(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
     wanted = sorted(set(customers))
     kind = "email" if channel == "email" else "phone"
-    con = _open(snapshot)
-    try:
+    with open_snapshot(snapshot) as con:
         consent = dict(con.execute(
             "SELECT w.customer_id, cs.granted FROM (SELECT unnest($1::VARCHAR[]) AS customer_id) w "
             "LEFT JOIN consent_state cs ON cs.customer_id = w.customer_id AND cs.channel = $2 AND cs.purpose = $3",
@@ -72,8 +74,6 @@ def audience(
             "SELECT customer_id, id_kind, coalesce(min(id) FILTER (WHERE NOT shared), min(id)) FROM customer_identifiers "
             "WHERE customer_id IN (SELECT unnest($1::VARCHAR[])) AND id_kind IN ($2, 'customer_id') GROUP BY ALL",
             [wanted, kind]).fetchall()
-    finally:
-        con.close()
     by_customer: dict[str, dict[str, str]] = {}
     for customer, id_kind, pseudonym in identifiers:
         by_customer.setdefault(customer, {})[id_kind] = pseudonym
@@ -96,21 +96,40 @@ def audience(
     return result
 
 
-def recall_candidates(snapshot: Path, days: int, as_of: datetime) -> list[str]:
-    """Customers who visited, but not in the ``days`` before ``as_of``: due a recall."""
+def recall_candidates(snapshot: Path, days: int, as_of: datetime | None = None) -> list[str]:
+    """Customers who visited, but not in the ``days`` before ``as_of`` (default: the
+    latest touch in the projection, never the wall clock): due a recall."""
     if days < 1:
         raise InputError("--recall-days must be at least 1")
-    con = _open(snapshot)
-    try:
+    with open_snapshot(snapshot) as con:
         return [c for (c,) in con.execute(
             "SELECT customer_id FROM touchpoints WHERE type = 'visit' AND customer_id IS NOT NULL "
-            "GROUP BY customer_id HAVING max(occurred_at) < $1::TIMESTAMPTZ - to_days($2) ORDER BY 1",
+            "GROUP BY customer_id HAVING max(occurred_at) < "
+            "coalesce($1::TIMESTAMPTZ, (SELECT max(occurred_at) FROM touchpoints)) - to_days($2) ORDER BY 1",
             [as_of, days]).fetchall()]
-    finally:
-        con.close()
 
 
-def _open(snapshot: Path) -> duckdb.DuckDBPyConnection:
-    if not snapshot.exists():
-        raise ProjectionError(f"there is no projection at {snapshot} yet; run `journey project`")
-    return duckdb.connect(str(snapshot), read_only=True)
+def read_customer_list(file: IO[str]) -> list[str]:
+    """Pseudonyms from a file: one a line, or a CSV whose first column is customer_id
+    (what ``journey funnel --dropped-at N`` writes)."""
+    wanted = []
+    for row in csv.reader(file):
+        if row and row[0].strip() and row[0].strip() != "customer_id":
+            wanted.append(row[0].strip())
+    return wanted
+
+
+def write_contacts(contacts: Sequence[Contact], out: Path | IO[str]) -> None:
+    """The contact list as CSV; a file is created with mode 0600 (it holds contact data)."""
+    if not isinstance(out, Path):
+        _write(out, contacts)
+        return
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", newline="") as file:
+        _write(file, contacts)
+
+
+def _write(file: IO[str], contacts: Sequence[Contact]) -> None:
+    writer = csv.writer(file)
+    writer.writerow(["customer_id", "clinic_id", "contact"])
+    writer.writerows((c.customer, c.clinic_id or "", c.contact) for c in contacts)

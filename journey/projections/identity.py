@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from journey.domain.events import IdentityUnlinked
 from journey.domain.identity import IdentityMap, IdentityResolver
 from journey.domain.values import Customer
 from journey.store.event_store import EventStore
 
-__all__ = ["identity_map"]
+__all__ = ["identity_map", "identity_summary"]
 
 
 def identity_map(store: EventStore, *, upto: int | None = None,
@@ -28,3 +29,17 @@ def identity_map(store: EventStore, *, upto: int | None = None,
         else:
             resolver.observe(identifiers)
     return resolver.resolve()
+
+
+def identity_summary(identities: IdentityMap, *, ambiguous: bool = False) -> dict[str, Any]:
+    """What ``journey identities`` prints: counts, and with ``ambiguous`` the identifiers
+    shared by several customers (``kind:value`` and the candidates)."""
+    return {
+        "identifiers": len(identities.canonical_of),
+        "customers": len(identities.customers),
+        "ambiguous_identifiers": len(identities.ambiguities),
+        "ambiguities": [
+            {"identifier": f"{a.identifier[0]}:{a.identifier[1]}", "candidates": list(a.candidates)}
+            for a in identities.ambiguities
+        ] if ambiguous else [],
+    }

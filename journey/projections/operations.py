@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from threading import Event
@@ -135,10 +135,15 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
         return result
 
 
-def rederive(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser) -> int:
-    """Derive the analyst tables again from the projector's base under ``paths.stage_model``
-    and publish them. Nothing is read from the event store: no event is loaded again.
-    Returns the projected position the tables reflect."""
+def rederive(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
+             stage_model: Path | None = None) -> int:
+    """Derive the analyst tables again from the projector's base under ``stage_model``
+    (for this derive only; default ``paths.stage_model``) and publish them. Nothing is
+    read from the event store: no event is loaded again. Returns the projected position
+    the tables reflect."""
+    if stage_model is not None:
+        load_stage_model(stage_model)  # a clear error before taking the lock
+        paths = replace(paths, stage_model=stage_model)
     if not paths.working.exists():
         raise ProjectionError(f"there is no projection at {paths.working} yet; run `journey project`")
     with projector_lock(paths.working):

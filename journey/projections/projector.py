@@ -42,6 +42,15 @@ class CatchUp:
     position: int = 0
     seconds: float = 0.0
 
+    @property
+    def rate(self) -> float:
+        """Events read per second."""
+        return self.read / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"read": self.read, "loaded": self.loaded, "dead_letters": len(self.poison),
+                "position": self.position, "seconds": round(self.seconds, 3)}
+
 
 class Projector:
     """Owns one DuckDB file (one writing process at a time, DuckDB's rule)."""

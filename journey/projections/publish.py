@@ -21,7 +21,12 @@ import duckdb
 from journey.errors import ProjectionError
 from journey.projections.schema import ANALYST_TABLES
 
-__all__ = ["projector_lock", "publish", "query"]
+__all__ = ["OUTPUT", "SNAPSHOT", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "require_table"]
+
+SNAPSHOT = "snapshot"
+"""The catalog name the published projection has on every reader's connection."""
+OUTPUT = "output"
+"""The catalog of the writable file ``open_snapshot(..., output=...)`` adds."""
 
 
 @contextmanager
@@ -68,18 +73,70 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
     os.replace(temporary, snapshot)
 
 
-def query(snapshot: Path, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run a read-only query on the published snapshot: column names and rows."""
+@contextmanager
+def open_snapshot(snapshot: Path, *, output: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The one way to read the published projection: read-only, with no file system or
+    network access, so a query reads the projection and nothing else (no ``COPY ... TO``,
+    no reading other files, no ``ATTACH``).
+
+    With ``output``, the connection's own database is that DuckDB file (created if
+    missing, writable, catalog ``output``) for a command that saves what it computed
+    (``journey ideal --out``); the snapshot stays read-only and is the default catalog."""
     if not snapshot.exists():
         raise ProjectionError(f"there is no projection at {snapshot} yet; run `journey project`")
-    # read-only, and no file system or network access: a query reads the projection,
-    # it cannot write files (COPY ... TO), read others, or attach databases
-    con = duckdb.connect(str(snapshot), read_only=True, config={"enable_external_access": False})
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    if output is not None:
+        try:
+            con.execute(f"ATTACH {_quote(output)} AS {OUTPUT}")
+        except duckdb.Error as error:
+            con.close()
+            raise ProjectionError(f"cannot write {output}: {str(error).splitlines()[0]}") from None
     try:
-        cursor = con.execute(sql, parameters or [])
-        columns = [d[0] for d in cursor.description or []]
-        return columns, cursor.fetchall()
+        con.execute(f"ATTACH {_quote(snapshot)} AS {SNAPSHOT} (READ_ONLY)")
+        con.execute(f"USE {SNAPSHOT}")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET lock_configuration = true")
     except duckdb.Error as error:
-        raise ProjectionError(f"the query failed: {str(error).splitlines()[0]}") from None
+        con.close()
+        raise ProjectionError(f"cannot read the projection at {snapshot}: {str(error).splitlines()[0]}; "
+                              "run `journey rebuild`") from None
+    try:
+        yield con
     finally:
         con.close()
+
+
+def query(snapshot: Path, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run a read-only query on the published snapshot: column names and rows."""
+    with open_snapshot(snapshot) as con:
+        try:
+            cursor = con.execute(sql, parameters or [])
+        except duckdb.Error as error:
+            raise ProjectionError(f"the query failed: {str(error).splitlines()[0]}") from None
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
+
+
+def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A clear error when the snapshot predates ``table``."""
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND NOT temporary "
+                        "AND database_name = current_database()", {"t": table}).fetchone()
+    if not found or not found[0]:
+        raise ProjectionError(f"the projection has no {table} table (built by an older version); "
+                              "run `journey rederive`")
+
+
+def projection_status(snapshot: Path) -> dict[str, Any] | None:
+    """The published projection's position, when it was derived, and its dead letters;
+    None when nothing is published yet."""
+    if not snapshot.exists():
+        return None
+    _, rows = query(snapshot, "SELECT position, updated_at, (SELECT count(*) FROM dead_letters) "
+                              "FROM projection_status")
+    if not rows:
+        return None
+    position, updated, dead = rows[0]
+    return {"position": position, "updated_at": updated, "dead_letters": dead}

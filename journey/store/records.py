@@ -29,3 +29,14 @@ class QuarantineEntry:
     rejection: Rejection
     resolved_at: datetime | None = None
     resolution: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The entry as ``journey quarantine --json`` prints it (the raw record as text)."""
+        r = self.rejection
+        return {
+            "id": self.id, "quarantined_at": self.quarantined_at.isoformat(),
+            "source": r.source, "locator": r.locator, "event_id": r.event_id, "code": r.code,
+            "reason": r.reason, "raw": r.raw.decode("utf-8", "replace"),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "resolution": self.resolution,
+        }

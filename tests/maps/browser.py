@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,8 +35,9 @@ class Page:
 
     def __init__(self, binary: str) -> None:
         self._profile = tempfile.TemporaryDirectory()
+        # its own process group: closing ends the renderers and helpers too, not only the browser
         self._process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         port = self._port(Path(self._profile.name) / "DevToolsActivePort")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             target = next(t for t in json.load(answer) if t["type"] == "page")
@@ -103,10 +106,46 @@ class Page:
         return out
 
     def close(self) -> None:
+        """Close the browser, wait until every process of it has exited (a helper still
+        writing into the profile made its removal fail), then remove the profile."""
+        try:
+            self.call("Browser.close")
+        except (websocket.WebSocketException, OSError):
+            pass  # already gone
         self._ws.close()
-        self._process.terminate()
-        self._process.wait(timeout=20)
-        self._profile.cleanup()
+        try:
+            self._process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            self._process.wait(timeout=20)
+        _end_group(self._process.pid)
+        for attempt in range(20):
+            try:
+                shutil.rmtree(self._profile.name)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
+        self._profile.cleanup()  # nothing left: only marks the directory as removed
+
+
+def _end_group(group: int, patience: float = 10) -> None:
+    """Stop every process left in ``group`` (SIGTERM, then SIGKILL) and wait for it."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 if __name__ == "__main__":

@@ -1,67 +1,31 @@
-"""``journey map``, ``journey ideal`` and ``journey report``: the maps on the command line.
-
-They read the published snapshot (read-only, so they run beside a following projector)
-and never the event store.
-"""
+"""Commands on journey maps: the graph (``map``), actual versus ideal (``ideal``) and the
+clinic report (``report``). They read the published snapshot, never the event store."""
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import duckdb
-from pydantic import ValidationError
-from tqdm import tqdm
 
-from journey.config import Settings
-from journey.errors import InputError, ProjectionError
-from journey.maps.deviations import IdealResult, compare
-from journey.maps.export import FORMATS, to_dot, to_graphml, to_json, to_svg, write_map
-from journey.maps.filters import JourneyFilter, parse_pairs
-from journey.maps.graph import build_map
-from journey.maps.ideal import load_ideal
-from journey.maps.report import write_report
+from journey.cli._common import adapters, echo_json, moment
+from journey.errors import InputError
+from journey.maps.export import FORMATS
 
-__all__ = ["COMMANDS", "report_into"]
+if TYPE_CHECKING:
+    from journey.maps.deviations import IdealResult
+    from journey.maps.filters import JourneyFilter
 
-
-@contextmanager
-def snapshot(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The published projection, read-only."""
-    if not path.exists():
-        raise ProjectionError(f"there is no projection at {path} yet; run `journey project`")
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        con.execute("SET enable_progress_bar = false")
-        yield con
-    finally:
-        con.close()
-
-
-def _moment(text: str | None) -> datetime | None:
-    """An ISO 8601 date or moment; without an offset it is UTC (say +03:00 for Moscow)."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{text!r} is not a date or an ISO 8601 moment (2025-03-01 or 2025-03-01T09:00+03:00)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
+__all__ = ["COMMANDS"]
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The journey filters, shared by the map and ideal commands."""
     options = [
-        click.option("--since", help="journeys whose first touch is at or after this date/moment (UTC unless "
-                     "an offset is given, e.g. 2025-03-01T00:00+03:00)"),
-        click.option("--until", help="journeys whose first touch is before this date/moment"),
+        click.option("--since", help="journeys whose first touch is at or after this date (midnight UTC) or "
+                     "moment with an offset, e.g. 2025-03-01 or 2025-03-01T00:00:00+03:00"),
+        click.option("--until", help="journeys whose first touch is before this date or moment"),
         click.option("--channel", multiple=True, help="some touch came through this channel (repeatable)"),
         click.option("--first-channel", multiple=True, help="the journey began on this channel (repeatable)"),
         click.option("--doctor", multiple=True, help="some touch names this doctor (repeatable)"),
@@ -80,10 +44,14 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _journey_filter(options: dict[str, Any]) -> JourneyFilter:
+    from pydantic import ValidationError
+
+    from journey.maps.filters import JourneyFilter, parse_pairs
+
     try:
         return JourneyFilter(
-            since=_moment(options["since"]), until=_moment(options["until"]), channel=options["channel"],
-            first_channel=options["first_channel"], doctor=options["doctor"],
+            since=moment(options["since"], "--since"), until=moment(options["until"], "--until"),
+            channel=options["channel"], first_channel=options["first_channel"], doctor=options["doctor"],
             administrator=options["administrator"], segment=parse_pairs(options["segment"], "segment"),
             properties=parse_pairs(options["props"], "property"), top_variants=options["top_variants"],
             min_edge_share=options["min_share"])
@@ -98,13 +66,15 @@ def _journey_filter(options: dict[str, Any]) -> JourneyFilter:
 @_filter_options
 def map_command(level: str, fmt: str, out: str | None, **options: Any) -> None:
     """Export the journey graph (activities or stages) as JSON, GraphML, DOT or SVG."""
+    from journey.maps.export import render_map, write_map
+    from journey.maps.graph import build_map
+    from journey.projections.publish import open_snapshot
+
     journey_filter = _journey_filter(options)
-    with snapshot(Settings.from_env().analytics_path) as con:
+    with open_snapshot(adapters().analytics) as con:
         journey_map = build_map(con, level, journey_filter)  # type: ignore[arg-type]
     if out is None:
-        text = {"json": lambda m: json.dumps(to_json(m), indent=2, ensure_ascii=False), "graphml": to_graphml,
-                "dot": to_dot, "svg": to_svg}[fmt](journey_map)
-        click.echo(text)
+        click.echo(render_map(journey_map, fmt))  # type: ignore[arg-type]
         return
     write_map(journey_map, fmt, Path(out))  # type: ignore[arg-type]
     g = journey_map.graph
@@ -131,46 +101,23 @@ def _print_ideal(result: IdealResult) -> None:
 def ideal_command(model: str | None, deviations: str | None, out: str | None, as_json: bool,
                   **options: Any) -> None:
     """Compare real journeys with the ideal one: missing steps, wrong order, missed deadlines."""
+    from journey.maps.deviations import compare, save_deviations, write_deviations_csv
+    from journey.maps.ideal import load_ideal
+    from journey.projections.publish import OUTPUT, open_snapshot
+
     journey_filter = _journey_filter(options)
     ideal = load_ideal(model)
-    with snapshot(Settings.from_env().analytics_path) as con:
+    with open_snapshot(adapters().analytics, output=Path(out) if out else None) as con:
         result = compare(con, ideal, journey_filter)
         if deviations:
-            _write_csv(con, Path(deviations))
+            write_deviations_csv(con, Path(deviations))
         if out:
-            _save(con, Path(out))
+            save_deviations(con, OUTPUT)
     if as_json:
-        click.echo(json.dumps({"model": ideal.name, "customers": result.customers, "deviating": result.deviating,
-                               "rows": [{**vars(r), "share": r.share} for r in result.rows]}))
+        echo_json({"model": ideal.name, "customers": result.customers, "deviating": result.deviating,
+                   "rows": [{**vars(r), "share": r.share} for r in result.rows]})
     else:
         _print_ideal(result)
-
-
-def _write_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    cursor = con.execute("SELECT * FROM ideal_deviations ORDER BY customer_id, kind, item")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([d[0] for d in cursor.description])
-        writer.writerows(cursor.fetchall())
-
-
-def _save(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute("ATTACH ? AS ideal_out (READ_WRITE)", [str(path)])  # the snapshot itself stays read-only
-    try:
-        for table in ("ideal_deviations", "ideal_summary"):
-            con.execute(f"CREATE OR REPLACE TABLE ideal_out.{table} AS SELECT * FROM temp.{table}")
-    finally:
-        con.execute("DETACH ideal_out")
-
-
-def report_into(analytics: Path, out: Path, model: str | None = None, min_share: float = 0.05) -> Path:
-    """Write the clinic report from the snapshot at ``analytics`` (progress on stderr)."""
-    ideal = load_ideal(model)
-    with snapshot(analytics) as con, tqdm(total=5, desc="report", unit=" parts", file=sys.stderr,
-                                          disable=None, leave=False) as bar:
-        return write_report(con, out, ideal, min_share, bar.update)
 
 
 @click.command("report")
@@ -182,8 +129,18 @@ def report_command(out: str, model: str | None, min_share: float) -> None:
     """Write the clinic report: one HTML file that opens offline in any browser."""
     if not 0 <= min_share <= 1:
         raise InputError("--min-share is a share between 0 and 1")
-    path = report_into(Settings.from_env().analytics_path, Path(out), model, min_share)
+    path = write_report(adapters().analytics, Path(out), model, min_share)
     click.echo(f"wrote the clinic report to {path.resolve()}")
+
+
+def write_report(snapshot: Path, out: Path, model: str | None = None, min_share: float = 0.05) -> Path:
+    """The clinic report with a progress bar (``journey report`` and ``journey demo``)."""
+    from tqdm import tqdm
+
+    from journey.services.report import REPORT_PARTS, write_clinic_report
+
+    with tqdm(total=REPORT_PARTS, desc="report", unit=" parts", file=sys.stderr, disable=None, leave=False) as bar:
+        return write_clinic_report(snapshot, out, model, min_share, bar.update)
 
 
 COMMANDS = (map_command, ideal_command, report_command)
