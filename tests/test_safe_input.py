@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import journey
+from tests.cli.test_privacy import clinic
+from tests.commands import journey
 from tests.touches import raw, touch
-from tests.test_cli_privacy import clinic
 
 INJECTIONS = [
     "'; DROP TABLE customers; --",
@@ -108,7 +108,7 @@ def test_secrets_never_reach_output_or_the_analytics_file(tmp_path: Path) -> Non
     secret, master = "s3cret-hmac-value-0123456789", "ab" * 32
     env = {"JOURNEY_HMAC_SECRET": secret, "JOURNEY_MASTER_KEY": master}
     clinic_home = tmp_path
-    from tests.test_cli_privacy import ANNA
+    from tests.cli.test_privacy import ANNA
 
     (clinic_home / "in.jsonl").write_bytes(raw(touch("booking", "b1", customer=ANNA)) + b"\n")
     outputs = []

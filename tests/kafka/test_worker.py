@@ -18,11 +18,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from journey.demo import generate_clinic
 from journey.errors import InvalidTouchError
 from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings, tracking_name
+from journey.privacy.forget import forget
 from journey.producer import TouchProducer
 from journey.store.event_store import EventStore
 from journey.store.postgres import open_postgres
 from journey.store.sqlite import open_sqlite
-from journey.privacy.forget import forget
 from tests.projections.helpers import project, rows
 from tests.stores import sealed
 from tests.touches import touch
@@ -169,7 +169,7 @@ def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, 
 def test_status_shows_the_consumer_lag(broker: str, topic: str, tmp_path: Path) -> None:
     import json
 
-    from tests.test_cli import journey
+    from tests.commands import journey
 
     # Tansu answers ListOffsets with the last record batch's base offset + 1 (measured: 1, 1
     # and 40 for 120 batched records), so this test sends one record per batch; Kafka

@@ -13,8 +13,7 @@ import pytest
 from journey.errors import InputError
 from journey.projections.stage_model import compile_stages, default_stage_model, load_stage_model
 from tests.clinic import demo_projection
-from tests.projections.test_cli import demo
-from tests.test_cli import journey
+from tests.commands import demo, journey
 
 # The stage expression of journey/projections/stages.py before this model replaced it.
 REPLACED = """CASE

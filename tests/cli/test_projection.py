@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.test_cli import journey
+from tests.commands import demo, journey
 
 PYTHON = [sys.executable, "-m", "journey"]
 
@@ -19,17 +19,6 @@ def env(home: Path, **extra: str) -> dict[str, str]:
     environment = {**os.environ, "JOURNEY_HOME": str(home), **extra}
     environment.pop("JOURNEY_EVENT_STORE", None)
     return environment
-
-
-def demo(home: Path, patients: int = 200) -> int:
-    """A stored (not yet projected) demo clinic; returns how many touches."""
-    from journey.demo import generate_clinic, write_jsonl
-
-    path = home / "clinic.jsonl"
-    write_jsonl(path, generate_clinic(seed=3, patients=patients))
-    result = journey("ingest", str(path), "--json", home=home)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["accepted"]
 
 
 def test_project_then_query_in_every_format(tmp_path: Path) -> None:

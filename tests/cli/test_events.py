@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.commands import journey
 from tests.touches import raw, touch
-
-
-def journey(*args: str, home: Path, stdin: bytes | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "JOURNEY_HOME": str(home), **env}
-    environment.pop("JOURNEY_EVENT_STORE", None) if "JOURNEY_EVENT_STORE" not in env else None
-    return subprocess.run(
-        [sys.executable, "-m", "journey", *args], env=environment, input=stdin.decode() if stdin else None,
-        capture_output=True, text=True, timeout=300,
-    )
 
 
 def test_ingest_prints_the_summary_as_json(tmp_path: Path) -> None:
@@ -94,7 +83,7 @@ def test_the_cli_works_on_postgres(tmp_path: Path, pg_url: str) -> None:
 
 
 def test_schemas_check_passes_on_the_committed_files(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     result = journey("schemas", "--check", "--out", str(root / "schemas"), home=tmp_path)
     assert result.returncode == 0, result.stderr
     stale = journey("schemas", "--check", "--out", str(tmp_path), home=tmp_path)
@@ -119,3 +108,30 @@ def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     result = journey(command, "--help", home=tmp_path)
     assert result.returncode == 0
     assert "Usage:" in result.stdout
+
+
+def test_a_command_runs_on_the_adapters_it_is_given(tmp_path: Path) -> None:
+    """The composition root is replaceable: the same command on an in-memory store
+    (no file is created under JOURNEY_HOME)."""
+    from click.testing import CliRunner
+
+    from journey.bootstrap import Adapters
+    from journey.cli import main
+    from journey.config import Settings
+    from journey.store.recorder import InMemoryJourneyRecorder
+    from tests.stores import PSEUDONYMS, sealed
+
+    store = sealed(InMemoryJourneyRecorder())
+    home = tmp_path / "home"
+    wired = Adapters(Settings.from_env({"JOURNEY_HOME": str(home), "JOURNEY_INGEST_WORKERS": "0"}),
+                     store=store, pseudonymiser=PSEUDONYMS)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join([raw(touch(event_id="a")), raw(touch(event_id="b")), b"oops"]) + b"\n")
+    runner = CliRunner()
+    ingested = runner.invoke(main, ["ingest", str(path), "--json"], obj=wired)
+    assert ingested.exit_code == 0, ingested.output
+    assert {k: json.loads(ingested.stdout)[k] for k in ("accepted", "quarantined")} == {"accepted": 2, "quarantined": 1}
+    status = json.loads(runner.invoke(main, ["status", "--json"], obj=wired).stdout)
+    assert (status["position"], status["quarantine_open"], status["projection_position"]) == (store.position(), 1, None)
+    assert store.position() >= 2
+    assert not home.exists()

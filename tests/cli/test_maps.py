@@ -11,7 +11,7 @@ import duckdb
 import networkx as nx
 import pytest
 
-from tests.test_cli import journey
+from tests.commands import journey
 
 
 @pytest.fixture(scope="module")

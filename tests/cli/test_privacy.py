@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.test_cli import journey
+from tests.commands import journey
 from tests.touches import raw, touch
 
 ANNA = {"customer_id": "CRM-ANNA-77", "phone": "+79161234567"}

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.projections.test_cli import demo
-from tests.test_cli import journey
+from tests.commands import demo, journey
 
 
 @pytest.fixture(scope="module")
