@@ -28,7 +28,6 @@ from journey.funnels.model import Step
 __all__ = ["ChannelCredit", "AttributionResult", "attribute", "removal_effects"]
 
 HALF_LIFE_DAYS = 7.0
-MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "markov")
 _JOURNEY_TYPES = ("ad_click", "referral", "call", "form", "message")
 _START, _CONVERSION, _NULL = "(start)", "(conversion)", "(null)"
 
