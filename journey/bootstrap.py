@@ -11,7 +11,7 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,12 +24,14 @@ from journey.crypto.pseudonym import Pseudonymiser
 from journey.crypto.sealer import Sealer
 from journey.errors import ConfigurationError, EventStoreError
 from journey.ingest.pipeline import Ingestor
+from journey.ingest.sources import RawRecord, read_jsonl
 from journey.projections.operations import ProjectionPaths
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 
 if TYPE_CHECKING:
     from journey.ingest.kafka import KafkaIngestWorker
+    from journey.producer import TouchProducer
 
 __all__ = [
     "Adapters",
@@ -88,6 +90,37 @@ class Adapters:
     @property
     def event_store_location(self) -> str:
         return event_store_location(self.settings)
+
+    @property
+    def home(self) -> Path:
+        """Where the embedded stores, the demo clinic and its report live (JOURNEY_HOME)."""
+        return self.settings.home
+
+    @property
+    def default_region(self) -> str | None:
+        """The country of phone numbers given without ``+`` (JOURNEY_DEFAULT_REGION)."""
+        return self.settings.default_region
+
+    @property
+    def stage_model(self) -> Path | None:
+        """The configured stage model file; None is the shipped default."""
+        return self.settings.stage_model_path
+
+    @property
+    def kafka_target(self) -> tuple[str, str] | None:
+        """(bootstrap, topic) when this deployment uses Kafka, else None."""
+        return (self.settings.kafka_bootstrap, self.settings.kafka_topic) if self.settings.kafka_configured else None
+
+    def read_jsonl(self, path: str) -> Iterator[RawRecord]:
+        """The records of a JSON Lines file (``-`` for stdin) under the configured record limit."""
+        return read_jsonl(path, max_bytes=self.settings.max_record_bytes)
+
+    def producer(self, bootstrap: str | None = None, topic: str | None = None) -> TouchProducer:
+        """A producer to the touches topic; the arguments override the settings."""
+        from journey.producer import TouchProducer
+
+        return TouchProducer(bootstrap or self.settings.kafka_bootstrap, topic or self.settings.kafka_topic,
+                             default_region=self.settings.default_region)
 
     def kafka_worker(self, bootstrap: str | None = None, topic: str | None = None,
                      group: str | None = None) -> KafkaIngestWorker:

@@ -108,6 +108,8 @@ class Settings:
     projection_batch: int = 245_760
     duckdb_memory: str = "2GB"
     kafka_bootstrap: str = "localhost:9092"
+    kafka_configured: bool = False
+    """JOURNEY_KAFKA_BOOTSTRAP is set: this deployment uses Kafka (``journey status`` asks it)."""
     kafka_topic: str = "touches"
     kafka_dead_letter_topic: str = dead_letter_topic("touches")
     kafka_group: str = "journey-ingest"
@@ -145,6 +147,7 @@ class Settings:
             projection_batch=_int(env, "JOURNEY_PROJECTION_BATCH", 245_760, 1, 10_000_000),
             duckdb_memory=_memory(env.get("JOURNEY_DUCKDB_MEMORY") or "2GB"),
             kafka_bootstrap=env.get("JOURNEY_KAFKA_BOOTSTRAP") or "localhost:9092",
+            kafka_configured=bool(env.get("JOURNEY_KAFKA_BOOTSTRAP")),
             kafka_topic=(topic := env.get("JOURNEY_KAFKA_TOPIC") or "touches"),
             kafka_dead_letter_topic=env.get("JOURNEY_KAFKA_DEAD_LETTER_TOPIC") or dead_letter_topic(topic),
             kafka_group=env.get("JOURNEY_KAFKA_GROUP") or "journey-ingest",

@@ -17,18 +17,16 @@ __all__ = ["COMMANDS"]
 def demo(patients: int, seed: int, as_json: bool) -> None:
     """Simulate a clinic (fixed seed), ingest it, and show what was stored."""
     from journey.demo import generate_clinic, write_jsonl
-    from journey.ingest.sources import read_jsonl
     from journey.projections import operations
     from journey.services.overview import projection_overview, store_overview
 
     wired = adapters()
-    settings = wired.settings
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path = settings.home / f"demo-{seed}-{patients}.jsonl"
+    wired.home.mkdir(parents=True, exist_ok=True)
+    path = wired.home / f"demo-{seed}-{patients}.jsonl"
     count = write_jsonl(path, generate_clinic(seed=seed, patients=patients))
     click.echo(f"generated {count:,} touches of {patients:,} patients into {path}")
     with progress("ingest") as bar:
-        summary = wired.ingestor.ingest(read_jsonl(str(path), max_bytes=settings.max_record_bytes), bar)
+        summary = wired.ingestor.ingest(wired.read_jsonl(str(path)), bar)
     print_ingest(summary, as_json)
 
     stored = store_overview(wired.store)
@@ -48,7 +46,7 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
     for source, target, customers in projected.top_transitions:
         click.echo(f"  {source:>12} -> {target:<12} {customers:>7,} customers")
 
-    report = write_report(wired.analytics, settings.home / "report.html")
+    report = write_report(wired.analytics, wired.home / "report.html")
     click.echo(f"\nthe clinic report: {report.resolve()} (open it in a browser; `journey report` rewrites it)")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,11 +17,9 @@ __all__ = ["COMMANDS"]
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
 def ingest(path: str, as_json: bool) -> None:
     """Ingest touches from a JSON Lines file (PATH, or - for stdin)."""
-    from journey.ingest.sources import read_jsonl
-
     wired = adapters()
     with progress("ingest") as bar:
-        summary = wired.ingestor.ingest(read_jsonl(path, max_bytes=wired.settings.max_record_bytes), bar)
+        summary = wired.ingestor.ingest(wired.read_jsonl(path), bar)
     print_ingest(summary, as_json)
 
 
@@ -108,9 +105,7 @@ def status(as_json: bool) -> None:
     from journey.services.status import system_status
 
     wired = adapters()
-    settings = wired.settings
-    kafka = (settings.kafka_bootstrap, settings.kafka_topic) if "JOURNEY_KAFKA_BOOTSTRAP" in os.environ else None
-    facts = system_status(wired.store, wired.event_store_location, wired.analytics, kafka)
+    facts = system_status(wired.store, wired.event_store_location, wired.analytics, wired.kafka_target)
     if as_json:
         echo_json(facts)
         return

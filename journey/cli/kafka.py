@@ -23,15 +23,11 @@ def produce(path: str, bootstrap: str | None, topic: str | None) -> None:
 
     Invalid lines are reported with their reason and not sent."""
     from journey.errors import InvalidTouchError
-    from journey.ingest.sources import read_jsonl
-    from journey.producer import TouchProducer
 
-    settings = adapters().settings
-    topic = topic or settings.kafka_topic
+    wired = adapters()
     sent = refused = 0
-    with TouchProducer(bootstrap or settings.kafka_bootstrap, topic,
-                       default_region=settings.default_region) as producer, progress("produce") as bar:
-        for record in read_jsonl(path, max_bytes=settings.max_record_bytes):
+    with wired.producer(bootstrap, topic) as producer, progress("produce") as bar:
+        for record in wired.read_jsonl(path):
             try:
                 producer.send(record.raw)
                 sent += 1
@@ -39,7 +35,7 @@ def produce(path: str, bootstrap: str | None, topic: str | None) -> None:
                 refused += 1
                 click.echo(f"{record.locator}: not sent: {error.reason}", err=True)
             bar(1)
-    click.echo(f"sent {sent:,} touches to {topic}; refused {refused:,}")
+    click.echo(f"sent {sent:,} touches to {producer.topic}; refused {refused:,}")
 
 
 @click.command("ingest-kafka")

@@ -33,7 +33,7 @@ def forget(customer: str, note: str, yes: bool, as_json: bool) -> None:
     from journey.privacy.forget import parse_reference
 
     wired = adapters()
-    target = parse_reference(customer, wired.store, wired.settings.default_region)
+    target = parse_reference(customer, wired.store, wired.default_region)
     if not yes:
         click.confirm(f"Forget the customer of this {target[0]}? Their personal data becomes unreadable "
                       "for good", abort=True, err=True)

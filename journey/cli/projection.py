@@ -124,7 +124,7 @@ def stages_show() -> None:
     """Print the stage model in use (JOURNEY_STAGE_MODEL, or the default)."""
     from journey.projections.stage_model import load_stage_model
 
-    path = adapters().settings.stage_model_path
+    path = adapters().stage_model
     click.echo(f"# {path or 'the default stage model'}")
     _print_stages(load_stage_model(path))
 
