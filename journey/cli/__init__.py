@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from journey.cli import analysis, cohorts, demo, events, kafka, maps, privacy, projection
+from journey.cli import analysis, base, cohorts, demo, events, kafka, maps, privacy, projection
 from journey.cli._common import JourneyGroup
 
 __all__ = ["main"]
@@ -27,6 +27,6 @@ def main() -> None:
     """
 
 
-for _group in (events, kafka, projection, analysis, cohorts, maps, privacy, demo):
+for _group in (events, kafka, projection, analysis, cohorts, base, maps, privacy, demo):
     for _command in _group.COMMANDS:
         main.add_command(_command)

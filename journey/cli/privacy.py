@@ -59,24 +59,28 @@ def forget(customer: str, note: str, yes: bool, as_json: bool) -> None:
 @click.option("--purpose", type=click.Choice(["marketing", "reminders"]), default="marketing", show_default=True,
               help="marketing needs a grant in force; reminders are sent unless refused")
 @click.option("--recall-days", type=int, help="the audience: customers with no visit in this many days")
-@click.option("--as-of", help="with --recall-days: the day to count back from (default: the latest touch "
-              "in the projection)")
+@click.option("--segment", help="the audience: the members of this segment (`journey segments` lists them)")
+@click.option("--as-of", help="with --recall-days or --segment: the moment to count from (default: the latest "
+              "touch in the projection)")
 @click.option("--include-without-consent", is_flag=True, help="list customers without the consent too")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (mode 0600); default stdout")
-def contacts(customers: IO[str] | None, channel: str, purpose: str, recall_days: int | None, as_of: str | None,
-             include_without_consent: bool, out: Path | None) -> None:
+def contacts(customers: IO[str] | None, channel: str, purpose: str, recall_days: int | None, segment: str | None,
+             as_of: str | None, include_without_consent: bool, out: Path | None) -> None:
     """Export contact data for a list of customers, with consent checks.
 
     CUSTOMERS is a file (or - for stdin) of customer pseudonyms, one a line or a CSV
     whose first column is customer_id (e.g. `journey funnel ... --dropped-at N`).
     """
-    from journey.privacy.contacts import audience, read_customer_list, recall_candidates, write_contacts
+    from journey.privacy.contacts import (audience, read_customer_list, recall_candidates, segment_members,
+                                          write_contacts)
 
     wired = adapters()
-    if (customers is None) == (recall_days is None):
-        raise InputError("give either a CUSTOMERS file (- for stdin) or --recall-days, not both or neither")
+    if sum(x is not None for x in (customers, recall_days, segment)) != 1:
+        raise InputError("give one audience: a CUSTOMERS file (- for stdin), --recall-days or --segment")
     if recall_days is not None:
         wanted = recall_candidates(wired.analytics, recall_days, moment(as_of, "--as-of"))
+    elif segment is not None:
+        wanted = segment_members(wired.analytics, wired.segments, segment, moment(as_of, "--as-of"))
     else:
         wanted = read_customer_list(customers)  # type: ignore[arg-type]
     result = audience(wired.analytics, wired.key_store, wanted, channel=channel, purpose=purpose,

@@ -198,6 +198,8 @@ class ProfileProperties(Frozen):
     education: Name | None = None
     problem: Name | None = None
     fears: Labels = []
+    conditions: Labels = []
+    """What a targeted offer must respect (health data): e.g. pregnant, prosthesis_smile_zone, bite_risk."""
     discount_card: DiscountCard | None = None
     notes: Text | None = None
 

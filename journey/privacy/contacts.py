@@ -20,9 +20,10 @@ from journey.crypto.keys import KeyStore
 from journey.errors import InputError
 from journey.projections.consent import CHANNELS
 from journey.projections.publish import open_snapshot
+from journey.projections.segments import load_segments, members
 
 __all__ = ["PURPOSES", "Audience", "Contact", "audience", "read_customer_list", "recall_candidates",
-           "write_contacts"]
+           "segment_members", "write_contacts"]
 
 PURPOSES = ("marketing", "reminders")
 
@@ -107,6 +108,12 @@ def recall_candidates(snapshot: Path, days: int, as_of: datetime | None = None) 
             "GROUP BY customer_id HAVING max(occurred_at) < "
             "coalesce($1::TIMESTAMPTZ, (SELECT max(occurred_at) FROM touchpoints)) - to_days($2) ORDER BY 1",
             [as_of, days]).fetchall()]
+
+
+def segment_members(snapshot: Path, segments: Path | None, name: str, as_of: datetime | None = None) -> list[str]:
+    """The members of segment ``name`` (from the file ``segments``, or the shipped ones) as of ``as_of``."""
+    with open_snapshot(snapshot) as con:
+        return members(con, load_segments(segments), name, as_of)
 
 
 def read_customer_list(file: IO[str]) -> list[str]:
