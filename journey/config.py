@@ -85,7 +85,7 @@ class Settings:
     - ``JOURNEY_KAFKA_GROUP``: the ingest workers' consumer group (default ``journey-ingest``)
     - ``JOURNEY_STAGE_MODEL``: the stage model file (TOML; default: the model shipped in
       ``journey/projections/default_stages.toml``); `journey rederive` applies a change
-    - ``JOURNEY_SEGMENTS``: the segments file (TOML; default: ``journey/projections/default_segments.toml``)
+    - ``JOURNEY_SEGMENTS``: the segments file (TOML; default: ``journey/base/default_segments.toml``)
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)

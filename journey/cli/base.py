@@ -22,7 +22,7 @@ __all__ = ["COMMANDS"]
 def segments(path: Path | None, as_of: str | None, out: Path | None, as_json: bool) -> None:
     """The clinic's segments with their sizes (docs/segments.md)."""
     from journey.projections.publish import OUTPUT, open_snapshot
-    from journey.projections.segments import load_segments, segment_sizes, write_segment_tables
+    from journey.base.segments import load_segments, segment_sizes, write_segment_tables
 
     wired = adapters()
     model = load_segments(path or wired.segments)

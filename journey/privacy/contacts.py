@@ -20,7 +20,7 @@ from journey.crypto.keys import KeyStore
 from journey.errors import InputError
 from journey.projections.consent import CHANNELS
 from journey.projections.publish import open_snapshot
-from journey.projections.segments import load_segments, members
+from journey.base.segments import load_segments, members
 
 __all__ = ["PURPOSES", "Audience", "Contact", "audience", "read_customer_list", "recall_candidates",
            "segment_members", "write_contacts"]

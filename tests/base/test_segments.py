@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from journey.errors import InputError
-from journey.projections.segments import load_segments
+from journey.base.segments import load_segments
 from tests.commands import journey
 from tests.touches import PROPERTIES, raw, touch
 

@@ -101,7 +101,7 @@ def load_segments(path: Path | None = None) -> SegmentModel:
 
 
 def default_segments() -> SegmentModel:
-    text = resources.files("journey.projections").joinpath("default_segments.toml").read_text("utf-8")
+    text = resources.files("journey.base").joinpath("default_segments.toml").read_text("utf-8")
     return _validate(tomllib.loads(text), "the default segments")
 
 
