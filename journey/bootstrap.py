@@ -112,6 +112,11 @@ class Adapters:
         return self.settings.segments_path
 
     @property
+    def worklists(self) -> Path | None:
+        """The configured worklist rules file; None is the shipped default."""
+        return self.settings.worklists_path
+
+    @property
     def kafka_target(self) -> tuple[str, str] | None:
         """(bootstrap, topic) when this deployment uses Kafka, else None."""
         return (self.settings.kafka_bootstrap, self.settings.kafka_topic) if self.settings.kafka_configured else None

@@ -86,6 +86,7 @@ class Settings:
     - ``JOURNEY_STAGE_MODEL``: the stage model file (TOML; default: the model shipped in
       ``journey/projections/default_stages.toml``); `journey rederive` applies a change
     - ``JOURNEY_SEGMENTS``: the segments file (TOML; default: ``journey/base/default_segments.toml``)
+    - ``JOURNEY_WORKLISTS``: the worklist rules (TOML; default: ``journey/base/default_worklists.toml``)
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -121,6 +122,7 @@ class Settings:
     master_key_file: Path = Path(".journey/master.key")
     stage_model_path: Path | None = None
     segments_path: Path | None = None
+    worklists_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -160,6 +162,7 @@ class Settings:
             master_key_file=Path(env.get("JOURNEY_MASTER_KEY_FILE") or home / "master.key"),
             stage_model_path=_existing(env, "JOURNEY_STAGE_MODEL"),
             segments_path=_existing(env, "JOURNEY_SEGMENTS"),
+            worklists_path=_existing(env, "JOURNEY_WORKLISTS"),
         )
 
     def dead_letter_topic_of(self, topic: str) -> str:

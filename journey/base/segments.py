@@ -18,17 +18,17 @@ consents are taken at that moment (default: the latest touch in the data).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from journey.base._files import Binder, load_model
 from journey.errors import InputError
+from journey.projections.publish import data_now
 
 __all__ = ["Conditions", "Segment", "SegmentModel", "SegmentSize", "default_segments", "load_segments",
            "members", "segment_sizes", "write_segment_tables"]
@@ -88,29 +88,12 @@ class SegmentModel(BaseModel):
 
 
 def load_segments(path: Path | None = None) -> SegmentModel:
-    """The segment file at ``path``, or the shipped default; a clear error otherwise."""
-    if path is None:
-        return default_segments()
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read the segments file {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"{path} is not valid TOML: {error}") from None
-    return _validate(data, str(path))
+    """The segments file at ``path``, or the shipped default; a clear error otherwise."""
+    return load_model(SegmentModel, path, "default_segments.toml", "segments")
 
 
 def default_segments() -> SegmentModel:
-    text = resources.files("journey.base").joinpath("default_segments.toml").read_text("utf-8")
-    return _validate(tomllib.loads(text), "the default segments")
-
-
-def _validate(data: dict[str, Any], where: str) -> SegmentModel:
-    try:
-        return SegmentModel.model_validate(data)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-        raise InputError(f"{where}: {problems}") from None
+    return load_model(SegmentModel, None, "default_segments.toml", "segments")
 
 
 # -- compiling -------------------------------------------------------------------------
@@ -162,17 +145,7 @@ LEFT JOIN consents cs USING (customer_id)
 """
 
 
-class _Binder:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def __call__(self, value: Any) -> str:
-        name = f"s{len(self.values)}"
-        self.values[name] = value
-        return f"${name}"
-
-
-def _predicates(c: Conditions, bind: _Binder, moment: datetime) -> list[str]:
+def _predicates(c: Conditions, bind: Binder, moment: datetime) -> list[str]:
     """One SQL predicate on ``segment_facts`` per condition given."""
     out: list[str] = []
     for column in ("sex", "district", "city", "problem", "first_channel"):
@@ -209,28 +182,19 @@ def _predicates(c: Conditions, bind: _Binder, moment: datetime) -> list[str]:
     return out
 
 
-def _where(segment: Segment, bind: _Binder, moment: datetime) -> str:
+def _where(segment: Segment, bind: Binder, moment: datetime) -> str:
     include = _predicates(segment.include, bind, moment) or ["true"]
     exclude = [f"coalesce({p}, false)" for p in _predicates(segment.exclude, bind, moment)]
     return " AND ".join([f"coalesce({p}, false)" for p in include] + [f"NOT {p}" for p in exclude])
-
-
-def _as_of(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> datetime:
-    if as_of is not None:
-        return as_of
-    row = con.execute("SELECT max(occurred_at) FROM touchpoints").fetchone()
-    if not row or row[0] is None:
-        raise InputError("the projection holds no touches yet; ingest some and run `journey project`")
-    return row[0]
 
 
 def members(con: duckdb.DuckDBPyConnection, model: SegmentModel, name: str,
             as_of: datetime | None = None) -> list[str]:
     """The customers (pseudonyms) in segment ``name`` as of ``as_of``, sorted."""
     segment = model.get(name)
-    moment = _as_of(con, as_of)
+    moment = data_now(con, as_of)
     con.execute(_FACTS, {"as_of": moment})
-    bind = _Binder()
+    bind = Binder("s")
     where = _where(segment, bind, moment)
     rows = con.execute(f"SELECT customer_id FROM segment_facts WHERE {where} ORDER BY 1", bind.values).fetchall()
     return [r[0] for r in rows]
@@ -247,11 +211,11 @@ def segment_sizes(con: duckdb.DuckDBPyConnection, model: SegmentModel,
                   as_of: datetime | None = None) -> tuple[datetime, list[SegmentSize]]:
     """Every segment with its size as of ``as_of``; members are left in the temporary
     table ``segment_members`` (segment, customer_id) on ``con``."""
-    moment = _as_of(con, as_of)
+    moment = data_now(con, as_of)
     con.execute(_FACTS, {"as_of": moment})
     con.execute("CREATE OR REPLACE TEMP TABLE segment_members (segment VARCHAR, customer_id VARCHAR)")
     for name, segment in model.segments.items():
-        bind = _Binder()
+        bind = Binder("s")
         where = _where(segment, bind, moment)
         con.execute(f"INSERT INTO segment_members SELECT $segment_name, customer_id FROM segment_facts WHERE {where}",
                     {**bind.values, "segment_name": name})

@@ -18,8 +18,9 @@ from datetime import date, datetime
 
 import duckdb
 
-from journey.cohorts.periods import Calendar, EventMatch, last_touch
+from journey.cohorts.periods import Calendar, EventMatch
 from journey.errors import InputError
+from journey.projections.publish import data_now
 
 __all__ = ["Lifecycle", "LifecyclePeriod", "lifecycle"]
 
@@ -48,7 +49,7 @@ def lifecycle(con: duckdb.DuckDBPyConnection, event: EventMatch, calendar: Calen
               start: datetime | None = None, end: datetime | None = None, periods: int = 8) -> Lifecycle:
     """Lifecycle on ``touchpoints`` from the period holding ``start`` to the one holding
     ``end`` (default: the latest touch; ``start`` defaults to ``periods - 1`` before it)."""
-    last = calendar.start_of(con, end if end is not None else last_touch(con))
+    last = calendar.start_of(con, data_now(con, end))
     first = calendar.start_of(con, start) if start is not None else calendar.shift(con, last, -(periods - 1))
     if first > last:
         raise InputError("--from is after --to: the first period would come after the last")

@@ -18,7 +18,7 @@ import duckdb
 
 from journey.errors import InputError
 
-__all__ = ["PERIODS", "WEEK_STARTS", "Calendar", "EventMatch", "last_touch", "parse_event"]
+__all__ = ["PERIODS", "WEEK_STARTS", "Calendar", "EventMatch", "parse_event"]
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[str, ...] = ("day", "week", "month")
@@ -111,11 +111,3 @@ class Calendar:
         rows = con.execute(f"SELECT CAST(unnest(generate_series($first::DATE, $last::DATE, {self.step_sql()})) "
                            "AS DATE)", {"first": first, "last": last}).fetchall()
         return [r[0] for r in rows]
-
-
-def last_touch(con: duckdb.DuckDBPyConnection) -> datetime:
-    """The latest touch in the projection: where "now" is for an analysis without ``--to``."""
-    row = con.execute("SELECT max(occurred_at) FROM touchpoints").fetchone()
-    if not row or row[0] is None:
-        raise InputError("the projection holds no touches yet; ingest some and run `journey project`")
-    return row[0]

@@ -17,8 +17,9 @@ from datetime import date, datetime
 
 import duckdb
 
-from journey.cohorts.periods import Calendar, EventMatch, last_touch
+from journey.cohorts.periods import Calendar, EventMatch
 from journey.errors import InputError
+from journey.projections.publish import data_now
 
 __all__ = ["Cohort", "Retention", "retention"]
 
@@ -62,7 +63,7 @@ def retention(con: duckdb.DuckDBPyConnection, start_event: EventMatch, return_ev
         raise InputError(f"--by {by!r}: use one of {', '.join(BREAKDOWNS)}")
     if not 1 <= intervals <= MAX_INTERVALS:
         raise InputError(f"--intervals {intervals}: use 1..{MAX_INTERVALS}")
-    last = calendar.start_of(con, end if end is not None else last_touch(con))
+    last = calendar.start_of(con, data_now(con, end))
     first = calendar.start_of(con, start) if start is not None else calendar.shift(con, last, -(intervals - 1))
     if first > last:
         raise InputError("--from is after --to: the first cohort would come after the last")

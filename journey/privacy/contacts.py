@@ -19,7 +19,7 @@ from typing import IO
 from journey.crypto.keys import KeyStore
 from journey.errors import InputError
 from journey.projections.consent import CHANNELS
-from journey.projections.publish import open_snapshot
+from journey.projections.publish import data_now, open_snapshot
 from journey.base.segments import load_segments, members
 
 __all__ = ["PURPOSES", "Audience", "Contact", "audience", "read_customer_list", "recall_candidates",
@@ -105,9 +105,8 @@ def recall_candidates(snapshot: Path, days: int, as_of: datetime | None = None) 
     with open_snapshot(snapshot) as con:
         return [c for (c,) in con.execute(
             "SELECT customer_id FROM touchpoints WHERE type = 'visit' AND customer_id IS NOT NULL "
-            "GROUP BY customer_id HAVING max(occurred_at) < "
-            "coalesce($1::TIMESTAMPTZ, (SELECT max(occurred_at) FROM touchpoints)) - to_days($2) ORDER BY 1",
-            [as_of, days]).fetchall()]
+            "GROUP BY customer_id HAVING max(occurred_at) < $1::TIMESTAMPTZ - to_days($2) ORDER BY 1",
+            [data_now(con, as_of), days]).fetchall()]
 
 
 def segment_members(snapshot: Path, segments: Path | None, name: str, as_of: datetime | None = None) -> list[str]:

@@ -13,6 +13,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import duckdb
 from journey.errors import ProjectionError
 from journey.projections.schema import ANALYST_TABLES
 
-__all__ = ["OUTPUT", "SNAPSHOT", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "require_table"]
+__all__ = ["OUTPUT", "SNAPSHOT", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "require_table"]
 
 SNAPSHOT = "snapshot"
 """The catalog name the published projection has on every reader's connection."""
@@ -140,3 +141,14 @@ def projection_status(snapshot: Path) -> dict[str, Any] | None:
         return None
     position, updated, dead = rows[0]
     return {"position": position, "updated_at": updated, "dead_letters": dead}
+
+
+def data_now(con: duckdb.DuckDBPyConnection, moment: datetime | None = None) -> datetime:
+    """``moment``, or where "now" is for an analysis that was given none: the latest touch
+    in the projection (never the wall clock, so the same data gives the same answer)."""
+    if moment is not None:
+        return moment
+    row = con.execute("SELECT max(occurred_at) FROM touchpoints").fetchone()
+    if not row or row[0] is None:
+        raise ProjectionError("the projection holds no touches yet; ingest some and run `journey project`")
+    return row[0]
