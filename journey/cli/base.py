@@ -104,6 +104,9 @@ def outreach(rule: str | None, purpose: str | None, within: str, as_of: str | No
                 [(name, g.customers, g.responded, g.rate, "yes" if g.small else "")
                  for name, g in (("contacted", result.contacted), ("not contacted", result.not_contacted),
                                  ("held out", result.held_out))])
+    if result.held_out_contacted:
+        click.echo(f"{result.held_out_contacted:,} held-out customers were contacted anyway: the holdout was not kept, "
+                   "so the uplift is understated")
     if result.uplift is None or result.interval is None:
         click.echo("uplift: not measurable (no contacted or no held-out customers)")
     else:
@@ -112,4 +115,27 @@ def outreach(rule: str | None, purpose: str | None, within: str, as_of: str | No
         click.echo(f"uplift: {result.uplift:+.1%} (95% interval {low:+.1%} to {high:+.1%}: {sure})")
 
 
-COMMANDS = (segments, tasks, outreach)
+@click.command()
+@click.option("--top", type=int, default=3, show_default=True, help="how many portraits")
+@click.option("--as-of", help="ages at this moment (default: the latest touch in the data)")
+@click.option("--json", "as_json", is_flag=True)
+def portraits(top: int, as_of: str | None, as_json: bool) -> None:
+    """Typical patient portraits: age band, sex and problem, with their share of patients
+    and revenue, districts and the channels that bring them."""
+    from journey.base.portraits import portraits as compute
+    from journey.projections.publish import open_snapshot
+
+    with open_snapshot(adapters().analytics) as con:
+        result = compute(con, top, moment(as_of, "--as-of"))
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(f"{result.patients:,} patients with a profile ({result.without_profile:,} without one)")
+    for n, p in enumerate(result.portraits, 1):
+        channels = ", ".join(f"{c} {k:,}" for c, k in p.channels)
+        click.echo(f"\n{n}. {p.title}: {p.patients:,} patients ({p.patient_share:.0%}), revenue "
+                   f"{p.revenue:,.0f} ({p.revenue_share:.0%}), {p.revenue_per_patient:,.0f} per patient")
+        click.echo(f"   brought by: {channels or '-'}; districts: {', '.join(p.districts) or '-'}")
+
+
+COMMANDS = (segments, tasks, outreach, portraits)
