@@ -16,22 +16,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eventsourcing.persistence import OperationalError, InterfaceError
-
 from journey.config import Settings
-from journey.crypto.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
-from journey.crypto.pseudonym import Pseudonymiser
-from journey.crypto.sealer import Sealer
 from journey.errors import ConfigurationError, EventStoreError
-from journey.ingest.pipeline import Ingestor
-from journey.ingest.sources import RawRecord, read_jsonl
-from journey.projections.operations import ProjectionPaths
-from journey.store.event_store import EventStore
-from journey.store.recorder import JourneyRecorder
 
+# The adapters load when a command first uses them: a command that only reads the
+# published snapshot (`journey sql`) never loads the event store, the crypto or the projector.
 if TYPE_CHECKING:
+    from journey.crypto.keys import KeyStore
+    from journey.crypto.pseudonym import Pseudonymiser
     from journey.ingest.kafka import KafkaIngestWorker
+    from journey.ingest.pipeline import Ingestor
+    from journey.ingest.sources import RawRecord
     from journey.producer import TouchProducer
+    from journey.projections.operations import ProjectionPaths
+    from journey.store.event_store import EventStore
+    from journey.store.recorder import JourneyRecorder
 
 __all__ = [
     "Adapters",
@@ -70,6 +69,9 @@ class Adapters:
 
     @cached_property
     def store(self) -> EventStore:
+        from journey.crypto.sealer import Sealer
+        from journey.store.event_store import EventStore
+
         # the writer names keys by pseudonym; a small cache: identifiers recur within days, not years
         return EventStore(open_recorder(self.settings),
                           Sealer(self.key_store, open_pseudonymiser(self.settings, 65_536).key))
@@ -123,6 +125,8 @@ class Adapters:
 
     def read_jsonl(self, path: str) -> Iterator[RawRecord]:
         """The records of a JSON Lines file (``-`` for stdin) under the configured record limit."""
+        from journey.ingest.sources import read_jsonl
+
         return read_jsonl(path, max_bytes=self.settings.max_record_bytes)
 
     def producer(self, bootstrap: str | None = None, topic: str | None = None) -> TouchProducer:
@@ -160,6 +164,8 @@ def open_kafka_worker(settings: Settings, store: EventStore, *, bootstrap: str |
 
 def open_recorder(settings: Settings) -> JourneyRecorder:
     """Open the configured event store database, creating its tables if needed."""
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
     if settings.is_postgres:
         from journey.store.postgres import open_postgres, redact
 
@@ -186,6 +192,8 @@ def open_recorder(settings: Settings) -> JourneyRecorder:
 
 def open_key_store(settings: Settings) -> KeyStore:
     """The per-customer data keys, wrapped with the master key."""
+    from journey.crypto.keys import KeyWrap, PostgresKeyStore, SQLiteKeyStore
+
     wrap = KeyWrap(_master_key(settings))
     url = settings.key_store_url
     if url.startswith("postgres"):
@@ -214,6 +222,8 @@ def open_event_store(settings: Settings) -> EventStore:
 
 
 def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:
+    from journey.ingest.pipeline import Ingestor
+
     return Ingestor(
         store or open_event_store(settings),
         default_region=settings.default_region,
@@ -224,6 +234,8 @@ def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingest
 
 
 def projection_paths(settings: Settings) -> ProjectionPaths:
+    from journey.projections.operations import ProjectionPaths
+
     return ProjectionPaths(settings.projection_path, settings.analytics_path,
                            settings.projection_batch, settings.duckdb_memory, settings.stage_model_path)
 
@@ -237,6 +249,8 @@ def open_pseudonymiser(settings: Settings, cache: int = 1_000_000) -> Pseudonymi
         secret = _secret_file(settings.hmac_secret_file, lambda: secrets.token_hex(32))
     if len(secret) < 16:
         raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
+    from journey.crypto.pseudonym import Pseudonymiser
+
     return Pseudonymiser(secret, cache)
 
 

@@ -8,16 +8,16 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm import tqdm
 
-from journey.bootstrap import Adapters
-from journey.config import Settings
 from journey.domain.moments import parse_moment
 from journey.errors import JourneyError
-from journey.ingest.pipeline import IngestSummary
+
+if TYPE_CHECKING:  # loaded by the command that needs it: `journey --help` stays quick
+    from journey.bootstrap import Adapters
+    from journey.ingest.pipeline import IngestSummary
 
 __all__ = ["JourneyGroup", "adapters", "echo_json", "moment", "print_ingest", "print_table", "progress"]
 
@@ -36,6 +36,9 @@ class JourneyGroup(click.Group):
 def adapters() -> Adapters:
     """The adapters of the running command: what the caller passed as ``obj`` (a test's
     in-memory ones), else wired from the JOURNEY_* settings on first use, once."""
+    from journey.bootstrap import Adapters
+    from journey.config import Settings
+
     root = click.get_current_context().find_root()
     if root.obj is None:
         root.obj = Adapters(Settings.from_env())
@@ -45,6 +48,8 @@ def adapters() -> Adapters:
 @contextmanager
 def progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr (shown on a terminal, silent in pipes and CI logs)."""
+    from tqdm import tqdm
+
     with tqdm(total=total or None, desc=label, unit=" records", unit_scale=True, file=sys.stderr,
               disable=None, leave=False, dynamic_ncols=True) as bar:
         yield bar.update

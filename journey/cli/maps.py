@@ -12,7 +12,7 @@ import click
 
 from journey.cli._common import adapters, echo_json, moment
 from journey.errors import InputError
-from journey.maps.export import FORMATS
+from journey.maps.formats import FORMATS
 
 if TYPE_CHECKING:
     from journey.maps.deviations import IdealResult

@@ -11,7 +11,7 @@ import click
 
 from journey.cli._common import adapters, echo_json, moment, progress
 from journey.errors import InputError
-from journey.projections.consent import CHANNELS
+from journey.domain.channels import CONSENT_CHANNELS as CHANNELS
 
 __all__ = ["COMMANDS"]
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, JsonValue
 
+from journey.domain.channels import ConsentChannel
 from journey.domain.values import Day, Frozen, Money, Name, Text, Timestamp
 
 __all__ = [
@@ -175,7 +176,7 @@ class ReviewProperties(Frozen):
 
 class ConsentProperties(Frozen):
     action: Literal["granted", "withdrawn"]
-    channel: Literal["sms", "email", "messenger", "calls", "all"]
+    channel: Literal[ConsentChannel, "all"]
     purpose: Literal["reminders", "marketing", "personal_data"]
     document_ref: Name | None = None
 

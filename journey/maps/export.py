@@ -11,17 +11,16 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import networkx as nx
 
 from journey.errors import InputError
+from journey.maps.formats import FORMATS, Format
 from journey.maps.graph import EXIT, START, JourneyMap
 
 __all__ = ["FORMATS", "Format", "render_map", "to_dot", "to_graphml", "to_json", "to_svg", "write_map"]
 
-Format = Literal["json", "graphml", "dot", "svg"]
-FORMATS: tuple[str, ...] = ("json", "graphml", "dot", "svg")
 
 
 def to_json(journey_map: JourneyMap) -> dict[str, Any]:

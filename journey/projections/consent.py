@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import duckdb
 
+from journey.domain.channels import CONSENT_CHANNELS
+
 __all__ = ["CHANNELS", "MARKETING", "SERVICE", "derive_consent"]
 
-CHANNELS = ("sms", "email", "messenger", "calls")
+CHANNELS = CONSENT_CHANNELS
 MARKETING = ("promotion", "newsletter", "birthday", "recall")
 SERVICE = ("reminder", "confirmation")
 _MEDIUM = "CASE properties->>'medium' WHEN 'push' THEN 'messenger' ELSE properties->>'medium' END"
