@@ -128,11 +128,14 @@ def _ordered(request: FunnelRequest, table: str, params: _Params, window: int) -
                        for k in range(1, n + 1)]
                       + [f"list(epoch_us(occurred_at)) FILTER (WHERE k = {100 + j}) AS x{j}"
                          for j in range(len(request.exclusions))])
+    # a step that repeats an earlier one needs a touch of its own (PostHog's semantics for
+    # "visit, visit"): strictly after the previous step; distinct steps allow a tie (windowFunnel's)
+    after = {k: ">" if step in request.steps[:k - 1] else ">=" for k, step in coded if k <= n}
     chain = [f"c1 AS (SELECT *, l1 AS t1 FROM g)",
-             f"c2 AS (SELECT *, list_transform(l1, lambda s: list_min(list_filter(l2, lambda x: x >= s "
-             f"AND x <= s + {window}))) AS t2 FROM c1)"]
+             f"c2 AS (SELECT *, list_transform(l1, lambda s: list_min(list_filter(l2, lambda x: x {after[2]} s "
+             f"AND x <= s + {window}))) AS t2 FROM c1)"] if n > 1 else [f"c1 AS (SELECT *, l1 AS t1 FROM g)"]
     for k in range(3, n + 1):
-        pick = f"list_min(list_filter(l{k}, lambda x: x >= y AND x <= l1[i] + {window}))"
+        pick = f"list_min(list_filter(l{k}, lambda x: x {after[k]} y AND x <= l1[i] + {window}))"
         chain.append(f"c{k} AS (SELECT *, list_transform(t{k - 1}, lambda y, i: "
                      f"CASE WHEN y IS NOT NULL THEN {pick} END) AS t{k} FROM c{k - 1})")
     best = _best_attempt(request, n, window) if request.exclusions else _deepest_attempt(n)
@@ -196,16 +199,19 @@ def _strict(request: FunnelRequest, table: str, params: _Params, window: int) ->
 
 
 def _unordered(request: FunnelRequest, table: str, params: _Params, window: int) -> str:
+    """PostHog's unordered funnel: from each touch of any step, the distinct steps done
+    within the window; level k = any k of them, reached when the k-th was first done."""
     n = len(request.steps)
     firsts = ", ".join(f"min(CASE WHEN mask & {1 << (k - 1)} <> 0 THEN ts END) OVER r AS f{k}" for k in range(1, n + 1))
-    steps = ", ".join(f"CASE WHEN {' AND '.join(f'f{j} IS NOT NULL' for j in range(1, k + 1))} THEN f{k} END AS t{k}"
-                      for k in range(1, n + 1))
+    steps = ", ".join(f"done[{k}] AS t{k}" for k in range(1, n + 1))
     return f"""
         WITH e AS (SELECT * FROM (SELECT customer_id, epoch_us(occurred_at) AS ts, {_masks(request, params)} AS mask
                    FROM {table} WHERE customer_id IS NOT NULL) WHERE mask <> 0),
         w AS (SELECT customer_id, ts, {firsts} FROM e
-              WINDOW r AS (PARTITION BY customer_id ORDER BY ts RANGE BETWEEN CURRENT ROW AND {window} FOLLOWING))
-        SELECT customer_id, ts AS start, {steps} FROM w
+              WINDOW r AS (PARTITION BY customer_id ORDER BY ts RANGE BETWEEN CURRENT ROW AND {window} FOLLOWING)),
+        d AS (SELECT customer_id, ts, list_sort(list_filter([{', '.join(f'f{k}' for k in range(1, n + 1))}],
+                                                            lambda x: x IS NOT NULL)) AS done FROM w)
+        SELECT customer_id, ts AS start, {steps} FROM d
     """
 
 
