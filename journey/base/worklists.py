@@ -19,7 +19,9 @@ contacted customers measures what the outreach brings (``journey.base.outreach``
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,7 +35,7 @@ from journey.projections.publish import data_now
 from journey.projections.stage_model import parse_duration
 
 __all__ = ["STATUSES", "Match", "Rule", "Task", "WorklistModel", "default_worklists", "holdout_sql",
-           "load_worklists", "rule_for_purpose", "task_rates", "tasks", "tasks_table"]
+           "held_out", "load_worklists", "rule_for_purpose", "task_rates", "tasks", "tasks_table"]
 
 STATUSES = ("due", "overdue", "done", "not_needed", "held_out")
 Names = list[Annotated[str, Field(min_length=1, max_length=200)]]
@@ -115,6 +117,20 @@ def _match(m: Match, bind: Binder, t: str = "t") -> str:
     if m.first_visit is not None:
         parts.append(f"coalesce(TRY_CAST(({t}.properties->>'first_visit') AS BOOLEAN), false) = {bind(m.first_visit)}")
     return "(" + " AND ".join(parts) + ")"
+
+
+def held_out(rule: str, pseudonym: str, share: float) -> bool:
+    """Is the customer with ``pseudonym`` in the holdout of ``rule``? (``holdout_sql`` in Python.)"""
+    return int(hashlib.md5(f"{rule}:{pseudonym}".encode()).hexdigest()[:8], 16) % 10000 < round(share * 10000)
+
+
+def recall_holdout(pseudonymiser: Any, worklists: Path | None = None, rule: str = "recall") -> Callable[[str], bool]:
+    """For a clinic system (the demo's generator): is the patient with this clinic
+    ``customer_id`` held out of ``rule``'s worklist? Uses the same pseudonym as the projection."""
+    rules = load_worklists(worklists).rules
+    share = rules[rule].holdout if rule in rules else 0.0
+    return lambda customer_id: bool(customer_id) and held_out(rule, pseudonymiser.key("customer_id", customer_id),
+                                                               share)
 
 
 def holdout_sql(rule: str, customer: str, share: str) -> str:

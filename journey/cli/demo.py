@@ -16,6 +16,7 @@ __all__ = ["COMMANDS"]
 @click.option("--json", "as_json", is_flag=True, help="print the ingest summary as JSON")
 def demo(patients: int, seed: int, as_json: bool) -> None:
     """Simulate a clinic (fixed seed), ingest it, and show what was stored."""
+    from journey.base.worklists import recall_holdout
     from journey.demo import generate_clinic, write_jsonl
     from journey.projections import operations
     from journey.services.overview import projection_overview, store_overview
@@ -23,7 +24,8 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
     wired = adapters()
     wired.home.mkdir(parents=True, exist_ok=True)
     path = wired.home / f"demo-{seed}-{patients}.jsonl"
-    count = write_jsonl(path, generate_clinic(seed=seed, patients=patients))
+    count = write_jsonl(path, generate_clinic(seed=seed, patients=patients,
+                                              recall_held_out=recall_holdout(wired.pseudonymiser, wired.worklists)))
     click.echo(f"generated {count:,} touches of {patients:,} patients into {path}")
     with progress("ingest") as bar:
         summary = wired.ingestor.ingest(wired.read_jsonl(str(path)), bar)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
@@ -265,19 +265,22 @@ BOOKING_CHANNELS = {"phone": "phone", "online": "web", "walk_in": "clinic"}
 
 
 def generate_clinic(
-    *, seed: int = 7, patients: int = 3000, start: datetime | None = None, days: int = 365
+    *, seed: int = 7, patients: int = 3000, start: datetime | None = None, days: int = 365,
+    recall_held_out: Callable[[str], bool] | None = None,
 ) -> Iterator[Record]:
     """Yield touches roughly in occurred_at order per patient (global order does not matter).
 
     ``patients`` counts prospects, friends sent by patients included; children booked
     by a parent come on top. Ad spend follows the prospects' touches.
+    ``recall_held_out(customer_id)``: patients the recall worklist holds out get no recall
+    message (the clinic keeps the holdout), so the demo's outreach uplift can be measured.
     """
     if patients < 0 or days < 1:
         raise ValueError("patients must be >= 0 and days >= 1")
     first = DEFAULT_START if start is None else start
     if first.tzinfo is None or first.utcoffset() is None:
         raise ValueError("start needs a timezone offset, e.g. +03:00")
-    return _Clinic(seed, patients, first.astimezone(MSK), days).run()
+    return _Clinic(seed, patients, first.astimezone(MSK), days, recall_held_out).run()
 
 
 def write_jsonl(path: str | Path, touches: Iterable[Record]) -> int:
@@ -349,6 +352,7 @@ class _Clinic:
     patients: int
     start: datetime
     days: int
+    recall_held_out: Callable[[str], bool] | None = None
     rng: random.Random = field(init=False)
     end: datetime = field(init=False)
     batch: list[_Pending] = field(default_factory=list)
@@ -831,8 +835,9 @@ class _Clinic:
             due = last + timedelta(days=rng.randint(150, 210))
             if due >= self.end:
                 return
-            invited = self._marketing_message(p, due - timedelta(days=rng.randint(3, 14)),
-                                              "recall", "checkup_recall")
+            held_out = self.recall_held_out is not None and self.recall_held_out(p.customer_id or "")
+            invited = not held_out and self._marketing_message(p, due - timedelta(days=rng.randint(3, 14)),
+                                                               "recall", "checkup_recall")
             chance = doc.recall * (1.0 if p.satisfied else 0.35) * (1.25 if invited else 0.75)
             if rng.random() >= chance:
                 return

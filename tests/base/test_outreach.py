@@ -90,6 +90,14 @@ def test_the_worklist_hides_the_holdout_and_tracks_done(clinic: tuple[Path, dict
                                                                       planted["contacted"][0], 1.0)
 
 
+def test_the_clinic_side_holdout_is_the_worklist_s() -> None:
+    from journey.base.worklists import recall_holdout
+
+    decide = recall_holdout(Pseudonymiser(SECRET.encode()))
+    assert [decide(f"R{i:04d}") for i in range(600)] == [_held_out(f"R{i:04d}") for i in range(600)]
+    assert not decide("")
+
+
 def test_intervals_equal_newcombe_1998() -> None:
     """Newcombe (1998), Stat. Med. 17: 81/263 gives 0.2553-0.3662 (Wilson); 56/70 - 48/80
     gives 0.0524-0.3339 (method 10)."""
