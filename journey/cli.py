@@ -459,11 +459,11 @@ def _show_projection(store: Any, settings: Settings) -> None:
         "SELECT count(*) FILTER (WHERE identified), count(*) FILTER (WHERE visits > 0), "
         "sum(revenue) FROM customers")
     click.echo(f"  patients {patients:,}, of whom {visited:,} visited; revenue {revenue:,.0f}")
-    _, stages = query(settings.analytics_path,
-                      "SELECT from_stage, to_stage, customers FROM stage_transitions "
-                      "ORDER BY customers DESC LIMIT 5")
-    for source, target, customers in stages:
-        click.echo(f"  {source:>12} -> {target:<12} {customers:>7,} customers")
+    from journey.projections.reading import STAGE_FUNNEL_SUMMARY_SQL, funnel_lines
+
+    _, stages = query(settings.analytics_path, STAGE_FUNNEL_SUMMARY_SQL)
+    for line in funnel_lines(stages):
+        click.echo(line)
 
 
 def _show_store(store: Any, settings: Settings) -> None:

@@ -36,21 +36,10 @@ def _snapshot() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _table_or_missing(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND NOT temporary",
-                        {"t": table}).fetchone()[0]
-    if not found:
-        raise ProjectionError(f"the projection has no {table} table (built by an older version); "
-                              "run `journey rederive`")
-
-
 def _show(rows: list[tuple[Any, ...]], columns: list[str]) -> None:
-    def cell(value: Any) -> str:
-        if value is None:
-            return ""
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
+    from journey.maps.format import display_rows
 
-    cells = [[cell(v) for v in row] for row in rows]
+    cells = display_rows(columns, rows)
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
@@ -192,16 +181,13 @@ def _write_ids(customers: list[str], out: str | None) -> None:
 @click.option("--all", "show_all", is_flag=True, help="every value, not only the significant ones")
 def failures(as_json: bool, show_all: bool) -> None:
     """Points of failure per stage: the stage funnel, whose step it was, and why."""
+    from journey.projections.reading import failure_tables, rows_as_dicts
+
     with _snapshot() as con:
-        tables = {}
-        for table in ("stage_funnel", "failure_points", "failure_reasons"):
-            _table_or_missing(con, table)
-            where = " WHERE significant" if table == "failure_points" and not show_all else ""
-            cursor = con.execute(f"SELECT * FROM {table}{where}")
-            tables[table] = ([d[0] for d in cursor.description], cursor.fetchall())
+        tables = failure_tables(con, show_all)
     if as_json:
-        click.echo(json.dumps({name: [dict(zip(cols, row, strict=True)) for row in rows]
-                               for name, (cols, rows) in tables.items()}, default=str, indent=2))
+        click.echo(json.dumps({name: rows_as_dicts(cols, rows) for name, (cols, rows) in tables.items()},
+                              default=str, indent=2))
         return
     for name, (columns, rows) in tables.items():
         click.echo(f"\n{name}")
@@ -211,14 +197,15 @@ def failures(as_json: bool, show_all: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 def metrics(as_json: bool) -> None:
-    """Clinic metrics: administrator conversion, missed calls, no-shows, repeat visits,
-    lifetime revenue, cost per new patient."""
+    """Clinic metrics (one definition each, docs/analyst-schema.md): the clinic, acquisition
+    per channel (cost per lead, call, booking and new patient, ROAS), administrators, and
+    the doctor scorecard."""
+    from journey.projections.reading import metric_rows, rows_as_dicts
+
     with _snapshot() as con:
-        _table_or_missing(con, "clinic_metrics")
-        cursor = con.execute("SELECT * FROM clinic_metrics")
-        columns, rows = [d[0] for d in cursor.description], cursor.fetchall()
+        columns, rows = metric_rows(con)
     if as_json:
-        click.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2))
+        click.echo(json.dumps(rows_as_dicts(columns, rows), indent=2))
     else:
         _show(rows, columns)
 
