@@ -81,6 +81,35 @@ def test_doctors_differ_in_retention(clinic: Path, outcomes: duckdb.DuckDBPyConn
     assert reasons["declined plan"] > 0 and reasons["negative review"] > 0
 
 
+def test_the_planted_culprits_top_the_report(clinic: Path) -> None:
+    from journey.maps.clinic import breakdown, failure_points
+    from journey.projections.metrics import DOCTOR_SCORECARD
+
+    con = duckdb.connect(str(clinic), read_only=True)
+    top = [(p.stage, p.value) for p in failure_points(con, limit=2)]
+    assert set(top) == {("contact", "Irina"), ("first_visit", "Dr. Volkov")}
+    assert not [p for p in failure_points(con) if p.dimension == "channel"]  # channel mix is not blame
+    card = breakdown(con, "doctor", DOCTOR_SCORECARD)
+    accepted = {doctor: figures["plan_acceptance"].result for doctor, figures in card.items()}
+    explained = {doctor: figures["explained_problem"].result for doctor, figures in card.items()}
+    assert min(accepted, key=accepted.get) == "Dr. Volkov" == min(explained, key=explained.get)
+    assert set(card["Dr. Volkov"]) == set(DOCTOR_SCORECARD)
+
+
+def test_acquisition_costs_count_only_the_channels_own_patients(clinic: Path) -> None:
+    con = duckdb.connect(str(clinic), read_only=True)
+    cost = dict(con.execute("SELECT value, result FROM clinic_metrics WHERE metric = 'cost_per_new_patient' "
+                            "AND dimension = 'channel'").fetchall())
+    assert cost["search_ads"] > cost["seo"]  # the demo's economics: paid search is dearer per patient
+    spend, patients = con.execute(
+        "SELECT (SELECT sum(amount) FROM touchpoints WHERE type = 'ad_spend' AND channel = 'search_ads'), "
+        "count(*) FROM customers WHERE visits > 0 AND NOT ambiguous AND first_channel = 'search_ads'").fetchone()
+    assert cost["search_ads"] == pytest.approx(float(spend) / patients)
+    for metric in ("cost_per_lead", "cost_per_call", "cost_per_booking", "roas"):
+        assert con.execute("SELECT count(*) FROM clinic_metrics WHERE metric = ? AND dimension = 'channel' "
+                           "AND result > 0", [metric]).fetchone()[0] >= 5, metric
+
+
 def test_reminders_make_a_visit_more_likely(outcomes: duckdb.DuckDBPyConnection) -> None:
     ratio, low, significant = outcomes.execute(
         "SELECT odds_ratio, ci_low, significant FROM stage_correlations "
