@@ -133,6 +133,10 @@ def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
     return [FunnelRow(*r) for r in rows], False
 
 
+SHOWN_LIFT = 1.1
+"""A point that could be chance is listed only when it loses at least this much more often."""
+
+
 @dataclass(frozen=True)
 class FailurePoint:
     stage: str
@@ -153,7 +157,7 @@ class FailurePoint:
 def failure_points(con: duckdb.DuckDBPyConnection, limit: int = 10, better: bool = False
                    ) -> list[FailurePoint] | None:
     """The owners whose patients are lost more often than the rest of their stage (tested
-    ones only): the significant first, then the most patients lost beyond the stage's
+    ones only; those that could be chance only from ``SHOWN_LIFT``): the significant first, then the most patients lost beyond the stage's
     usual rate (``better``: the values that lose significantly fewer, best first)."""
     if not has_table(con, "failure_points"):
         return None
@@ -161,7 +165,7 @@ def failure_points(con: duckdb.DuckDBPyConnection, limit: int = 10, better: bool
     if better and not current:
         return []
     newer = "q_value, better" if current else "NULL, false"
-    where = "better" if better else "lift > 1 AND p_value IS NOT NULL"
+    where = "better" if better else f"lift > 1 AND p_value IS NOT NULL AND (significant OR lift >= {SHOWN_LIFT})"
     order = "entered * overall_rate - failed" if better else "significant DESC, failed - entered * overall_rate"
     rows = con.execute(
         "SELECT stage, next_stage, dimension, value, entered, failed, failure_rate, overall_rate, lift, p_value, "
@@ -171,10 +175,12 @@ def failure_points(con: duckdb.DuckDBPyConnection, limit: int = 10, better: bool
 
 
 def failure_reasons(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[tuple[Any, ...]] | None:
+    """The commonest reasons patients were lost (the ``limit`` largest), in journey order."""
     if not has_table(con, "failure_reasons"):
         return None
-    return con.execute("SELECT stage, reason, failed, share FROM failure_reasons "
-                       "ORDER BY failed DESC LIMIT ?", [limit]).fetchall()
+    return con.execute("SELECT stage, reason, failed, share FROM (SELECT * FROM failure_reasons "
+                       "ORDER BY failed DESC LIMIT ?) r ORDER BY list_position(?::VARCHAR[], stage), failed DESC",
+                       [limit, stage_names(con)]).fetchall()
 
 
 def compliance(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]] | None:
