@@ -68,6 +68,7 @@ class FunnelRow:
     in_progress: int = 0
     """Not moved on yet, still inside the stage's time limit: deciding, not lost."""
     conversion_within_sla: float | None = None
+    sla_seconds: int | None = None
 
     @property
     def dropped(self) -> int:
@@ -123,7 +124,7 @@ def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
     (stages from first_visit on only with a visit)."""
     if has_table(con, "stage_funnel"):
         newer = ("coalesce(in_progress, 0), conversion_within_sla" if "in_progress" in columns_of(con, "stage_funnel")
-                 else "0, NULL")
+                 else "0, NULL") + ", sla_seconds"
         rows = con.execute("SELECT stage, stage_order, entered, reached_next, median_seconds_to_next, "
                            f"{newer} FROM stage_funnel ORDER BY stage_order").fetchall()
         return [FunnelRow(*r) for r in rows], True

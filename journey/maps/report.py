@@ -153,8 +153,13 @@ def _funnel_table(rows: list[clinic.FunnelRow]) -> str:
                       "" if last or r.conversion_within_sla is None else
                       Cell(key + "conversion_within_sla", r.conversion_within_sla, fmt.share(r.conversion_within_sla)),
                       "" if last else fmt.duration(r.median_seconds_to_next)])
-    return _table(["stage", "reached", "moved on", "still deciding", "lost", "move on in time (estimated)",
-                   "usual time to move on"], cells, {1, 2, 3, 4, 5})
+    table = _table(["stage", "reached", "moved on", "still deciding", "lost", "move on in time (estimated)",
+                    "usual time to move on"], cells, {1, 2, 3, 4, 5})
+    said = [f"<li>{fmt.share(r.conversion_within_sla)} of the patients who reached {_label(r.stage)} get to "
+            f"{_label(nxt.stage)} within {fmt.duration(r.sla_seconds)}"
+            + (f", counting the {r.in_progress:,} still deciding" if r.in_progress else "") + ".</li>"
+            for r, nxt in zip(rows, rows[1:]) if r.conversion_within_sla is not None and r.sla_seconds]
+    return table + (f'<ul class="estimates">{"".join(said)}</ul>' if said else "")
 
 
 _SCORECARD_HEADERS = {"first_visit_patients": "first-visit patients", "plan_acceptance": "plans accepted",
