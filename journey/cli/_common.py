@@ -64,18 +64,14 @@ def echo_json(value: Any, *, indent: int | None = None) -> None:
     click.echo(json.dumps(value, default=str, indent=indent))
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    return str(value)
-
-
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: bool = False) -> None:
     """The one table printer: aligned columns under a rule, the row count on stderr.
-    Floats of 1,000 and more with thousands separators, smaller ones to 3 digits."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    Cells read as figures (``journey.maps.format``: durations, percentages, thousands
+    separators, money in its unit), or with ``raw`` as the values are (``journey sql``)."""
+    from journey.maps.format import display_rows
+
+    cells = ([["" if v is None else str(v) for v in row] for row in rows] if raw
+             else display_rows(list(columns), [tuple(row) for row in rows]))
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     click.echo("  ".join("-" * w for w in widths))

@@ -105,14 +105,13 @@ def funnel(steps: str, window: str, mode: str, exclude: tuple[str, ...], by: str
 @click.option("--all", "show_all", is_flag=True, help="every value, not only the significant ones")
 def failures(as_json: bool, show_all: bool) -> None:
     """Points of failure per stage: the stage funnel, whose step it was, and why."""
-    from journey.funnels.read import failure_tables
     from journey.projections.publish import open_snapshot
+    from journey.projections.reading import failure_tables, rows_as_dicts
 
     with open_snapshot(adapters().analytics) as con:
-        tables = failure_tables(con, show_all=show_all)
+        tables = failure_tables(con, show_all)
     if as_json:
-        echo_json({name: [dict(zip(columns, row, strict=True)) for row in rows]
-                   for name, (columns, rows) in tables.items()}, indent=2)
+        echo_json({name: rows_as_dicts(columns, rows) for name, (columns, rows) in tables.items()}, indent=2)
         return
     for name, (columns, rows) in tables.items():
         click.echo(f"\n{name}")
@@ -122,15 +121,16 @@ def failures(as_json: bool, show_all: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 def metrics(as_json: bool) -> None:
-    """Clinic metrics: administrator conversion, missed calls, no-shows, repeat visits,
-    lifetime revenue, cost per new patient."""
-    from journey.funnels.read import clinic_metrics
+    """Clinic metrics (one definition each, docs/analyst-schema.md): the clinic, acquisition
+    per channel (cost per lead, call, booking and new patient, ROAS), administrators, and
+    the doctor scorecard."""
     from journey.projections.publish import open_snapshot
+    from journey.projections.reading import metric_rows, rows_as_dicts
 
     with open_snapshot(adapters().analytics) as con:
-        columns, rows = clinic_metrics(con)
+        columns, rows = metric_rows(con)
     if as_json:
-        echo_json([dict(zip(columns, row, strict=True)) for row in rows], indent=2)
+        echo_json(rows_as_dicts(columns, rows), indent=2)
     else:
         print_table(columns, rows)
 

@@ -19,6 +19,7 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
     from journey.base.worklists import recall_holdout
     from journey.demo import generate_clinic, write_jsonl
     from journey.projections import operations
+    from journey.projections.reading import funnel_lines
     from journey.services.overview import projection_overview, store_overview
 
     wired = adapters()
@@ -45,8 +46,8 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
     projected = projection_overview(wired.analytics)
     click.echo(f"  patients {projected.patients:,}, of whom {projected.visited:,} visited; "
                f"revenue {projected.revenue:,.0f}")
-    for source, target, customers in projected.top_transitions:
-        click.echo(f"  {source:>12} -> {target:<12} {customers:>7,} customers")
+    for line in funnel_lines(projected.stage_funnel):
+        click.echo(line)
 
     report = write_report(wired.analytics, wired.home / "report.html")
     click.echo(f"\nthe clinic report: {report.resolve()} (open it in a browser; `journey report` rewrites it)")

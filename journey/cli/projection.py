@@ -145,7 +145,7 @@ def sql(query_text: str, fmt: str) -> None:
         writer.writerow(columns)
         writer.writerows(rows)
     else:
-        print_table(columns, rows)
+        print_table(columns, rows, raw=True)
 
 
 COMMANDS = (project, rebuild, rederive, stages, sql)

@@ -84,11 +84,11 @@ class _Channel:
 
 
 CHANNELS: dict[str, _Channel] = {
-    "search_ads": _Channel(0.30, 0.65, 0.74, 650, 0, "search_dental_moscow", "yandex_direct",
+    "search_ads": _Channel(0.30, 0.65, 0.74, 1900, 0, "search_dental_moscow", "yandex_direct",
                            ("yandex", "cpc"), 0.06, "+74951500101"),
     "social": _Channel(0.18, 0.45, 0.46, 220, 0, "vk_smile_2025", "vk_ads",
                        ("vk", "social"), 0.008, "+74951500102"),
-    "seo": _Channel(0.17, 0.62, 0.72, 0, 3500, "organic", "seo_agency",
+    "seo": _Channel(0.17, 0.62, 0.72, 0, 1200, "organic", "seo_agency",
                     None, 0.04, "+74951500103"),
     "display": _Channel(0.10, 0.30, 0.33, 160, 0, "display_banners", "yandex_direct",
                         ("yandex", "display"), 0.003, "+74951500104"),
@@ -122,9 +122,9 @@ ADMINISTRATORS: dict[str, float] = {  # name -> share of inbound calls missed
 }
 _ADMIN_NAMES = tuple(ADMINISTRATORS)
 FORM_SHARE = 0.15
-CALLBACK_RATE = 0.35
+CALLBACK_RATE = 0.25
 PICKS_UP = 0.75
-RETRY_RATE = 0.40
+RETRY_RATE = 0.25
 MAX_CALLS = 3
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from journey.maps.clinic import FunnelRow
+from journey.maps.format import duration
 from journey.maps.deviations import SummaryRow
 from journey.maps.graph import EXIT, START, JourneyMap
 
-__all__ = ["deviation_chart", "funnel_chart", "journey_graph_chart", "sankey_chart"]
+__all__ = ["deviation_chart", "funnel_chart", "journey_graph_chart", "sankey_chart", "sankey_links"]
 
 _BLUE, _RED, _GREY = "#3b6fb6", "#d0574f", "#9aa5b1"
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "font": {"family": "Helvetica, Arial, sans-serif"},
@@ -23,18 +24,29 @@ def _label(stage: str) -> str:
     return stage.replace("_", " ")
 
 
-def sankey_chart(rows: list[FunnelRow]) -> go.Figure:
-    """Stage to next stage, and from every stage the patients who went no further."""
-    names = [_label(r.stage) for r in rows] + [f"lost after {_label(r.stage)}" for r in rows[:-1]]
-    lost = len(rows)
-    source, target, value = [], [], []
+def sankey_links(rows: list[FunnelRow]) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Node names and (source, target, patients) links: from every stage but the last, the
+    patients who moved on, those still deciding and those lost, so each stage's in and
+    out balance (``stage_funnel``: entered = reached_next + in_progress + lost)."""
+    n = len(rows) - 1
+    names = ([_label(r.stage) for r in rows] + [f"lost after {_label(r.stage)}" for r in rows[:-1]]
+             + [f"still deciding after {_label(r.stage)}" for r in rows[:-1]])
+    links = []
     for i, row in enumerate(rows[:-1]):  # the last stage has nowhere further to go: nobody is lost there
-        if row.reached_next:
-            source.append(i), target.append(i + 1), value.append(row.reached_next)
-        if row.dropped:
-            source.append(i), target.append(lost + i), value.append(row.dropped)
-    colours = [_BLUE] * len(rows) + [_RED] * (len(rows) - 1)
-    link_colours = ["rgba(208,87,79,0.35)" if t >= lost else "rgba(59,111,182,0.35)" for t in target]
+        for target, patients in ((i + 1, row.reached_next), (len(rows) + i, row.lost), (len(rows) + n + i, row.in_progress)):
+            if patients:
+                links.append((i, target, patients))
+    return names, links
+
+
+def sankey_chart(rows: list[FunnelRow]) -> go.Figure:
+    """Stage to next stage, and from every stage the patients lost and those still deciding."""
+    names, links = sankey_links(rows)
+    source, target, value = ([link[k] for link in links] for k in range(3))
+    lost, pending = len(rows), 2 * len(rows) - 1
+    colours = [_BLUE] * len(rows) + [_RED] * (len(rows) - 1) + [_GREY] * (len(rows) - 1)
+    link_colours = ["rgba(154,165,177,0.45)" if t >= pending else "rgba(208,87,79,0.35)" if t >= lost
+                    else "rgba(59,111,182,0.35)" for t in target]
     figure = go.Figure(go.Sankey(
         arrangement="snap", valueformat=",d",
         node={"label": names, "color": colours, "pad": 18, "thickness": 16},
@@ -81,7 +93,7 @@ def journey_graph_chart(journey_map: JourneyMap, order: list[str]) -> go.Figure:
                                     opacity=0.55, showlegend=False))
         mid_x.append(mx), mid_y.append(my)
         seconds = data.get("median_seconds")
-        when = f"<br>usually {seconds / 3600:,.1f} hours later" if seconds is not None else ""
+        when = f"<br>usually {duration(seconds)} later" if seconds is not None else ""
         mid_text.append(f"{_label(source)} → {_label(target)}<br>{data['customers']:,} patients "
                         f"({data['share']:.0%} of {_label(source)}){when}")
     figure.add_trace(go.Scatter(x=mid_x, y=mid_y, mode="markers", hovertext=mid_text, hoverinfo="text",

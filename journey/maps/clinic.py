@@ -14,27 +14,15 @@ from typing import Any
 
 import duckdb
 
+from journey.projections.metrics import DOCTOR_SCORECARD
+from journey.projections.reading import columns_of, has_table, metrics_source
 from journey.projections.stage_model import default_stage_model
 
-__all__ = ["FunnelRow", "Headline", "compliance", "failure_points", "failure_reasons", "funnel",
-           "has_table", "headline"]
+CHANNEL_METRICS = ("leads", "new_patients", "conversion", "cost_per_lead", "cost_per_call", "cost_per_booking",
+                   "cost_per_new_patient", "lifetime_revenue", "roas")
 
-_HEADLINE = """
-WITH people AS (SELECT * FROM customers WHERE NOT ambiguous),
-touch AS (SELECT
-    count(*) FILTER (WHERE type = 'no_show') AS no_shows,
-    count(*) FILTER (WHERE type = 'visit' AND booking_id IS NOT NULL) AS booked_visits,
-    sum(amount) FILTER (WHERE type = 'ad_spend') AS ad_spend,
-    mode(currency) FILTER (WHERE type = 'payment') AS currency
-    FROM touchpoints)
-SELECT
-    (SELECT count(*) FROM people) AS customers,
-    (SELECT count(*) FROM people WHERE visits > 0) AS new_patients,
-    (SELECT count(*) FROM people WHERE visits > 1) AS returning,
-    (SELECT coalesce(sum(revenue), 0) FROM people)::DOUBLE AS revenue,
-    no_shows, booked_visits, ad_spend::DOUBLE, currency
-FROM touch
-"""
+__all__ = ["CHANNEL_METRICS", "DOCTOR_SCORECARD", "HEADLINE", "FailurePoint", "Figure", "FunnelRow", "Headline",
+           "breakdown", "compliance", "failure_points", "failure_reasons", "funnel", "has_table", "headline"]
 
 _FUNNEL = """
 WITH furthest AS (  -- without a visit, a journey gets no further than booking (a promotion is no treatment)
@@ -55,40 +43,18 @@ FROM stages s ORDER BY s.stage_order
 """
 
 
+HEADLINE = ("new_patients", "conversion", "no_show_rate", "repeat_rate", "revenue", "cost_per_new_patient")
+"""The clinic's figures at the top of the page, each a row of ``clinic_metrics``."""
+
+
 @dataclass(frozen=True)
-class Headline:
-    """The numbers at the top of the page."""
+class Figure:
+    """One ``clinic_metrics`` result and its unit (``share``, ``count``, a currency...)."""
 
-    customers: int
-    new_patients: int
-    returning: int
-    revenue: float
-    no_shows: int
-    booked_visits: int
-    ad_spend: float | None
-    currency: str | None
-
-    @property
-    def conversion(self) -> float:
-        """Of everyone who touched the clinic, the share who came to a first visit."""
-        return self.new_patients / self.customers if self.customers else 0.0
-
-    @property
-    def no_show_rate(self) -> float:
-        """Of appointments that were due (kept or missed), the share missed."""
-        due = self.no_shows + self.booked_visits
-        return self.no_shows / due if due else 0.0
-
-    @property
-    def repeat_rate(self) -> float:
-        """Of patients who came once, the share who came again."""
-        return self.returning / self.new_patients if self.new_patients else 0.0
-
-    @property
-    def cost_per_new_patient(self) -> float | None:
-        if self.ad_spend is None or not self.new_patients:
-            return None
-        return self.ad_spend / self.new_patients
+    metric: str
+    result: float | None
+    unit: str | None
+    denominator: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,22 +62,52 @@ class FunnelRow:
     stage: str
     stage_order: int
     entered: int
-    reached_next: int
+    reached_next: int | None
+    """None at the last stage (there is no next one)."""
     median_seconds_to_next: float | None
+    in_progress: int = 0
+    """Not moved on yet, still inside the stage's time limit: deciding, not lost."""
+    conversion_within_sla: float | None = None
+    sla_seconds: int | None = None
 
     @property
     def dropped(self) -> int:
-        return self.entered - self.reached_next
+        return self.entered - (self.reached_next or 0)
+
+    @property
+    def lost(self) -> int:
+        return self.dropped - self.in_progress
 
 
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-                            "AND table_catalog = current_database() AND table_schema = current_schema()",
-                            [name]).fetchone()[0])
+@dataclass(frozen=True)
+class Headline:
+    """The figures at the top of the page, by metric."""
+
+    figures: dict[str, Figure]
+
+    @property
+    def new_patients(self) -> int:
+        return int(self.figures["new_patients"].result or 0)
 
 
 def headline(con: duckdb.DuckDBPyConnection) -> Headline:
-    return Headline(*con.execute(_HEADLINE).fetchone())
+    """The headline figures, rows of ``clinic_metrics`` (of its query on an older projection)."""
+    rows = {m: (r, u, d) for m, r, u, d in con.execute(
+        f"SELECT metric, result, unit, denominator FROM {metrics_source(con)} WHERE dimension = 'all' "
+        "AND metric IN (SELECT unnest(?::VARCHAR[]))", [list(HEADLINE)]).fetchall()}
+    return Headline({m: Figure(m, *rows.get(m, (None, None, None))) for m in HEADLINE})
+
+
+def breakdown(con: duckdb.DuckDBPyConnection, dimension: str, metrics: tuple[str, ...]
+              ) -> dict[str, dict[str, Figure]]:
+    """value -> metric -> figure for one dimension of ``clinic_metrics`` (the doctor
+    scorecard: ``doctor`` and ``DOCTOR_SCORECARD``; acquisition: ``channel``)."""
+    table: dict[str, dict[str, Figure]] = {}
+    for metric, value, result, unit, denominator in con.execute(
+            f"SELECT metric, value, result, unit, denominator FROM {metrics_source(con)} WHERE dimension = ? "
+            "AND metric IN (SELECT unnest(?::VARCHAR[])) ORDER BY value", [dimension, list(metrics)]).fetchall():
+        table.setdefault(value, {})[metric] = Figure(metric, result, unit, denominator)
+    return table
 
 
 def stage_names(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -127,8 +123,10 @@ def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
     here (False): a customer *entered* a stage when their journey got at least that far
     (stages from first_visit on only with a visit)."""
     if has_table(con, "stage_funnel"):
-        rows = con.execute("SELECT stage, stage_order, entered, reached_next, median_seconds_to_next "
-                           "FROM stage_funnel ORDER BY stage_order").fetchall()
+        newer = ("coalesce(in_progress, 0), conversion_within_sla" if "in_progress" in columns_of(con, "stage_funnel")
+                 else "0, NULL") + ", sla_seconds"
+        rows = con.execute("SELECT stage, stage_order, entered, reached_next, median_seconds_to_next, "
+                           f"{newer} FROM stage_funnel ORDER BY stage_order").fetchall()
         return [FunnelRow(*r) for r in rows], True
     stages = stage_names(con)
     before_visit = stages.index("first_visit")
@@ -136,21 +134,54 @@ def funnel(con: duckdb.DuckDBPyConnection) -> tuple[list[FunnelRow], bool]:
     return [FunnelRow(*r) for r in rows], False
 
 
-def failure_points(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[tuple[Any, ...]] | None:
-    """The owners whose patients are lost most often beyond the clinic's usual rate."""
+SHOWN_LIFT = 1.1
+"""A point that could be chance is listed only when it loses at least this much more often."""
+
+
+@dataclass(frozen=True)
+class FailurePoint:
+    stage: str
+    next_stage: str
+    dimension: str
+    value: str
+    entered: int
+    failed: int
+    failure_rate: float
+    overall_rate: float
+    lift: float | None
+    p_value: float | None
+    q_value: float | None
+    significant: bool
+    better: bool
+
+
+def failure_points(con: duckdb.DuckDBPyConnection, limit: int = 10, better: bool = False
+                   ) -> list[FailurePoint] | None:
+    """The owners whose patients are lost more often than the rest of their stage (tested
+    ones only; those that could be chance only from ``SHOWN_LIFT``): the significant first, then the most patients lost beyond the stage's
+    usual rate (``better``: the values that lose significantly fewer, best first)."""
     if not has_table(con, "failure_points"):
         return None
-    return con.execute(
-        "SELECT stage, next_stage, dimension, value, entered, failed, failure_rate, overall_rate, lift, "
-        "significant FROM failure_points WHERE failed > 0 AND lift > 1 "
-        "ORDER BY significant DESC, failed - entered * overall_rate DESC LIMIT ?", [limit]).fetchall()
+    current = "better" in columns_of(con, "failure_points")
+    if better and not current:
+        return []
+    newer = "q_value, better" if current else "NULL, false"
+    where = "better" if better else f"lift > 1 AND p_value IS NOT NULL AND (significant OR lift >= {SHOWN_LIFT})"
+    order = "entered * overall_rate - failed" if better else "significant DESC, failed - entered * overall_rate"
+    rows = con.execute(
+        "SELECT stage, next_stage, dimension, value, entered, failed, failure_rate, overall_rate, lift, p_value, "
+        f"{newer}, significant FROM failure_points WHERE {where} ORDER BY {order} DESC, stage, dimension, value "
+        "LIMIT ?", [limit]).fetchall()
+    return [FailurePoint(*r[:10], r[10], r[12], r[11]) for r in rows]
 
 
 def failure_reasons(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[tuple[Any, ...]] | None:
+    """The commonest reasons patients were lost (the ``limit`` largest), in journey order."""
     if not has_table(con, "failure_reasons"):
         return None
-    return con.execute("SELECT stage, reason, failed, share FROM failure_reasons "
-                       "ORDER BY failed DESC LIMIT ?", [limit]).fetchall()
+    return con.execute("SELECT stage, reason, failed, share FROM (SELECT * FROM failure_reasons "
+                       "ORDER BY failed DESC LIMIT ?) r ORDER BY list_position(?::VARCHAR[], stage), failed DESC",
+                       [limit, stage_names(con)]).fetchall()
 
 
 def compliance(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata, resources
 from pathlib import Path
@@ -22,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from journey.maps import charts, clinic
+from journey.maps import format as fmt
 from journey.maps.deviations import IdealResult, compare
 from journey.maps.filters import JourneyFilter
 from journey.maps.graph import build_map
@@ -37,54 +39,154 @@ def _figure(figure: go.Figure) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=False, config=_CONFIG)
 
 
-def _metric(key: str, value: Any, shown: str, name: str) -> str:
-    raw = "" if value is None else f"{value}"
-    return (f'<div class="metric"><div class="value" data-metric="{key}" data-value="{html.escape(raw)}">'
+def _raw(value: Any, unit: str | None = None) -> str:
+    if value is None:
+        return ""
+    if unit == "count" or isinstance(value, int):
+        return f"{int(value)}"
+    return f"{value!r}"
+
+
+def _metric(key: str, value: Any, shown: str, name: str, unit: str | None = None) -> str:
+    return (f'<div class="metric"><div class="value" data-metric="{key}" data-value="{html.escape(_raw(value, unit))}">'
             f'{html.escape(shown)}</div><div class="name">{html.escape(name)}</div></div>')
 
 
-def _money(value: float | None, currency: str | None) -> str:
-    return "not known" if value is None else f"{value:,.0f} {currency or ''}".strip()
+@dataclass(frozen=True)
+class Cell:
+    """A table cell that carries its figure for checking: ``data-metric`` and the raw value."""
+
+    key: str
+    value: Any
+    shown: str
+    unit: str | None = None
 
 
-def _metrics(h: clinic.Headline) -> str:
-    spend = ("" if h.cost_per_new_patient is not None
-             else " (no ad spend recorded, so this is not known)")
-    return "".join([
-        _metric("new_patients", h.new_patients, f"{h.new_patients:,}", "new patients (came at least once)"),
-        _metric("conversion", round(h.conversion, 4), f"{h.conversion:.1%}",
-                f"of {h.customers:,} people who got in touch came to a first visit"),
-        _metric("no_show_rate", round(h.no_show_rate, 4), f"{h.no_show_rate:.1%}",
-                "of booked appointments were missed without notice (no-show)"),
-        _metric("repeat_rate", round(h.repeat_rate, 4), f"{h.repeat_rate:.1%}",
-                "of new patients came back for another visit"),
-        _metric("revenue", round(h.revenue, 2), _money(h.revenue, h.currency), "revenue (payments received)"),
-        _metric("cost_per_new_patient",
-                None if h.cost_per_new_patient is None else round(h.cost_per_new_patient, 2),
-                _money(h.cost_per_new_patient, h.currency), "advertising cost per new patient" + spend),
-    ])
+_NAMES = {
+    "new_patients": "new patients (came at least once)",
+    "conversion": "of the people who got in touch came to a first visit",
+    "no_show_rate": "of appointments that were due were missed without notice (no-show)",
+    "repeat_rate": "of new patients came back for another visit",
+    "revenue": "revenue (payments received)",
+    "cost_per_new_patient": "advertising cost per new patient a paid channel brought",
+}
+
+
+def _metrics(head: clinic.Headline) -> str:
+    parts = []
+    for name, f in head.figures.items():
+        note = " (no ad spend recorded, so this is not known)" if name == "cost_per_new_patient" and f.result is None else ""
+        parts.append(_metric(name, f.result, fmt.figure(f.result, f.unit), _NAMES[name] + note, f.unit))
+    return "".join(parts)
+
+
+def _td(value: Any, numeric: bool) -> str:
+    css = ' class="num"' if numeric else ""
+    if isinstance(value, Cell):
+        return (f'<td{css} data-metric="{html.escape(value.key)}" data-value="{html.escape(_raw(value.value, value.unit))}">'
+                f"{html.escape(value.shown)}</td>")
+    return f"<td{css}>{html.escape(str(value))}</td>"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(
-        f'<td class="num">{html.escape(str(v))}</td>' if i in numeric else f"<td>{html.escape(str(v))}</td>"
-        for i, v in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_td(v, i in numeric) for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _label(stage: str) -> str:
+    return stage.replace("_", " ")
+
+
+def _point_cells(p: clinic.FailurePoint) -> list[Any]:
+    key = f"failure_points:{p.stage}:{p.dimension}:{p.value}:"
+    return [f"{_label(p.stage)} → {_label(p.next_stage)}", p.dimension, p.value,
+            Cell(key + "entered", p.entered, f"{p.entered:,}", "count"),
+            Cell(key + "failed", p.failed, f"{p.failed:,}", "count"),
+            Cell(key + "failure_rate", p.failure_rate, f"{p.failure_rate:.0%}"),
+            f"{p.overall_rate:.0%}", "" if p.lift is None else f"{p.lift:.1f}×",
+            fmt.significance(None, p.entered, p.q_value)]
+
+
+_POINT_HEADERS = ["where", "owner", "who", "patients", "lost", "lost (their share)", "rest of the stage",
+                  "times as often", "how sure"]
 
 
 def _failures(con: duckdb.DuckDBPyConnection) -> str:
     points = clinic.failure_points(con)
     if points is None:
         return _NOT_AVAILABLE.format(table="failure_points")
-    owners = _table(["where", "owner", "who", "patients", "lost", "lost (their share)", "clinic", "times as often"],
-                    [(f"{s} → {n}", d, v, f"{e:,}", f"{f:,}", f"{r:.0%}", f"{o:.0%}", f"{lift:.1f}×")
-                     for s, n, d, v, e, f, r, o, lift, _ in points], {3, 4, 5, 6, 7})
+    owners = (_table(_POINT_HEADERS, [_point_cells(p) for p in points], {3, 4, 5, 6, 7}) if points else
+              "<p>No owner loses patients more often than the rest of their stage.</p>")
+    better = clinic.failure_points(con, better=True) or []
+    learn = ("" if not better else "<h3>Doing better than the rest: what to learn from</h3>"
+             + _table(_POINT_HEADERS, [_point_cells(p) for p in better], {3, 4, 5, 6, 7}))
     reasons = clinic.failure_reasons(con)
     why = (_NOT_AVAILABLE.format(table="failure_reasons") if reasons is None else
            _table(["stage", "what happened last", "patients lost", "share"],
-                  [(s, r, f"{f:,}", f"{sh:.0%}") for s, r, f, sh in reasons], {2, 3}))
-    return owners + "<h3>Why patients were lost</h3>" + why
+                  [(_label(s), r, f"{f:,}", f"{sh:.0%}") for s, r, f, sh in reasons], {2, 3}))
+    return owners + learn + "<h3>Why patients were lost</h3>" + why
+
+
+def _attention(con: duckdb.DuckDBPyConnection) -> str:
+    """The significant points of failure in one sentence each, the costliest first."""
+    points = [p for p in clinic.failure_points(con, limit=5) or [] if p.significant]
+    if not points:
+        return "<p>No owner loses patients significantly more often than the rest of their stage.</p>"
+    items = "".join(
+        f"<li><b>{html.escape(p.value)}</b> ({html.escape(p.dimension)}), {_label(p.stage)} → "
+        f"{_label(p.next_stage)}: {p.failed:,} of {p.entered:,} patients did not move on in time "
+        f"({p.failure_rate:.0%} against {p.overall_rate:.0%} for the rest; "
+        f"{html.escape(fmt.significance(p.lift, p.entered, p.q_value))}).</li>" for p in points)
+    return f"<ol class=\"attention\">{items}</ol>"
+
+
+def _funnel_table(rows: list[clinic.FunnelRow]) -> str:
+    cells = []
+    for i, r in enumerate(rows):
+        key = f"stage_funnel:{r.stage}:"
+        last = i == len(rows) - 1
+        cells.append([_label(r.stage), Cell(key + "entered", r.entered, f"{r.entered:,}", "count"),
+                      "" if last else Cell(key + "reached_next", r.reached_next, f"{r.reached_next:,}", "count"),
+                      "" if last else Cell(key + "in_progress", r.in_progress, f"{r.in_progress:,}", "count"),
+                      "" if last else Cell(key + "lost", r.lost, f"{r.lost:,}", "count"),
+                      "" if last or r.conversion_within_sla is None else
+                      Cell(key + "conversion_within_sla", r.conversion_within_sla, fmt.share(r.conversion_within_sla)),
+                      "" if last else fmt.duration(r.median_seconds_to_next)])
+    table = _table(["stage", "reached", "moved on", "still deciding", "lost", "move on in time (estimated)",
+                    "usual time to move on"], cells, {1, 2, 3, 4, 5})
+    said = [f"<li>{fmt.share(r.conversion_within_sla)} of the patients who reached {_label(r.stage)} get to "
+            f"{_label(nxt.stage)} within {fmt.duration(r.sla_seconds)}"
+            + (f", counting the {r.in_progress:,} still deciding" if r.in_progress else "") + ".</li>"
+            for r, nxt in zip(rows, rows[1:]) if r.conversion_within_sla is not None and r.sla_seconds]
+    return table + (f'<ul class="estimates">{"".join(said)}</ul>' if said else "")
+
+
+_SCORECARD_HEADERS = {"first_visit_patients": "first-visit patients", "plan_acceptance": "plans accepted",
+                      "repeat_visits_per_new_patient": "repeat visits per patient",
+                      "lifetime_revenue": "revenue per patient", "review_rating": "review rating",
+                      "explained_problem": "explained the problem", "explained_complications": "… complications",
+                      "explained_guarantees": "… guarantees", "price_justified": "price felt justified",
+                      "unanswered_negative_reviews": "negative reviews unanswered"}
+_CHANNEL_HEADERS = {"leads": "leads", "new_patients": "new patients", "conversion": "became patients",
+                    "cost_per_lead": "cost per lead", "cost_per_call": "cost per caller",
+                    "cost_per_booking": "cost per booking", "cost_per_new_patient": "cost per new patient",
+                    "lifetime_revenue": "revenue per patient", "roas": "revenue per ruble spent"}
+
+
+def _breakdown(con: duckdb.DuckDBPyConnection, dimension: str, headers: dict[str, str], first: str) -> str:
+    table = clinic.breakdown(con, dimension, tuple(headers))
+    if not table:
+        return '<p class="missing">No figures for this yet.</p>'
+    rows = []
+    for value, figures in table.items():
+        row: list[Any] = [value]
+        for metric in headers:
+            f = figures.get(metric)
+            row.append("" if f is None else Cell(f"clinic_metrics:{metric}:{dimension}:{value}", f.result,
+                                                 fmt.figure(f.result, f.unit), f.unit))
+        rows.append(row)
+    return _table([first, *headers.values()], rows, set(range(1, len(headers) + 1)))
 
 
 def _compliance(con: duckdb.DuckDBPyConnection) -> str:
@@ -132,8 +234,12 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
         "metrics": _metrics(head),
         "sankey": _figure(charts.sankey_chart(stages)),
         "funnel": _figure(charts.funnel_chart(stages)),
+        "funnel_table": _funnel_table(stages),
+        "attention": _attention(con),
+        "scorecard": _breakdown(con, "doctor", _SCORECARD_HEADERS, "doctor (of the first visit)"),
+        "channels": _breakdown(con, "channel", _CHANNEL_HEADERS, "channel (first touch)"),
         "funnel_source": ("From the clinic's stage funnel." if from_contract else
-                          "A patient counts at a stage once their journey got at least that far."),
+                          "Computed from the touches (this projection has no stage funnel yet)."),
         "graph": _figure(charts.journey_graph_chart(stage_map, clinic.stage_names(con))),
         "graph_note": hidden,
         "failures": _failures(con),

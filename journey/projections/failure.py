@@ -24,48 +24,69 @@ from collections.abc import Sequence
 
 import duckdb
 
-from journey.projections.stage_model import StageModel
+from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 
-__all__ = ["DIMENSIONS", "MIN_CELL", "MIN_GROUP", "two_proportion_p", "write_failure_tables"]
+__all__ = ["ALPHA", "DIMENSIONS", "MIN_CELL", "MIN_GROUP", "benjamini_hochberg", "kaplan_meier",
+           "two_proportion_p", "write_failure_tables"]
 
-DIMENSIONS = ("administrator", "doctor", "channel", "branch")
+DIMENSIONS = OWNER_DIMENSIONS
 MIN_GROUP = 30
 """A value is tested only with at least this many decided customers in it and outside it."""
 MIN_CELL = 5
 """An odds ratio is given only when each of its four cells holds at least this many customers."""
 ALPHA = 0.05
+"""The false discovery rate of points of failure (Benjamini-Hochberg over every test of the table)."""
 
+# A customer *reached* a stage when they reached it or any later one ("at least that
+# far"): they entered stage k at their first touch of stage k or later, and moved on at
+# their entry to stage k + 1. So counts never grow along the stages.
 _STEPS = """
 CREATE OR REPLACE TEMP TABLE stage_steps AS
-WITH staged AS (
-    SELECT t.customer_id, t.seq, t.occurred_at, o.stage_order
+WITH firsts AS (
+    SELECT t.customer_id, o.stage_order, min(t.occurred_at) AS first_at
     FROM touchpoints t JOIN stage_order o ON o.stage = t.stage WHERE t.customer_id IS NOT NULL
-), marked AS (
-    SELECT *, row_number() OVER (PARTITION BY customer_id, stage_order ORDER BY seq) = 1 AS entry,
-        $later
-    FROM staged WINDOW f AS (PARTITION BY customer_id ORDER BY seq ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+    GROUP BY ALL
+), grid AS (
+    SELECT c.customer_id, o.stage_order
+    FROM (SELECT customer_id, max(stage_order) AS furthest FROM firsts GROUP BY 1) c
+    JOIN stage_order o ON o.stage_order <= c.furthest
+), reached AS (
+    SELECT g.customer_id, g.stage_order,
+        min(f.first_at) OVER (PARTITION BY g.customer_id ORDER BY g.stage_order DESC
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS entered_at,
+        f.first_at AS own_at
+    FROM grid g LEFT JOIN firsts f USING (customer_id, stage_order)
+), m AS (
+    SELECT *, lead(entered_at) OVER w AS next_at, lead(own_at) OVER w AS next_own_at
+    FROM reached WINDOW w AS (PARTITION BY customer_id ORDER BY stage_order)
 )
-SELECT m.customer_id, m.stage_order, o.stage, o.next_stage, o.sla_seconds, m.occurred_at AS entered_at,
-    m.next_at, (epoch_us(m.next_at) - epoch_us(m.occurred_at)) / 1e6 AS seconds_to_next,
+SELECT m.customer_id, m.stage_order, o.stage, o.next_stage, o.sla_seconds, m.entered_at,
+    CASE WHEN m.next_own_at >= m.own_at THEN (epoch_us(m.next_own_at) - epoch_us(m.own_at)) / 1e6 END AS own_seconds,
+    m.next_at, (epoch_us(m.next_at) - epoch_us(m.entered_at)) / 1e6 AS seconds_to_next,
+    (epoch_us(a.as_of) - epoch_us(m.entered_at)) / 1e6 AS seconds_observed,
     CASE
         WHEN o.next_stage IS NULL THEN NULL
         WHEN o.sla_seconds IS NULL THEN m.next_at IS NULL
-        WHEN m.next_at IS NOT NULL THEN epoch_us(m.next_at) - epoch_us(m.occurred_at) > o.sla_seconds * 1e6
-        WHEN epoch_us(a.as_of) - epoch_us(m.occurred_at) > o.sla_seconds * 1e6 THEN true
+        WHEN m.next_at IS NOT NULL THEN epoch_us(m.next_at) - epoch_us(m.entered_at) > o.sla_seconds * 1e6
+        WHEN epoch_us(a.as_of) - epoch_us(m.entered_at) > o.sla_seconds * 1e6 THEN true
     END AS failed,
     CASE WHEN o.sla_seconds IS NULL THEN m.next_at
-         ELSE least(coalesce(m.next_at, 'infinity'::TIMESTAMPTZ), m.occurred_at + to_seconds(o.sla_seconds)) END AS cutoff
-FROM (SELECT *, $pick AS next_at FROM marked WHERE entry) m
-JOIN stage_order o USING (stage_order)
+         ELSE least(coalesce(m.next_at, 'infinity'::TIMESTAMPTZ), m.entered_at + to_seconds(o.sla_seconds)) END AS cutoff
+FROM m JOIN stage_order o USING (stage_order)
 CROSS JOIN (SELECT max(occurred_at) AS as_of FROM touchpoints) a
 """
 
+# median_seconds_to_next: from the first touch of the stage to the first of the next, over
+# the customers with both in that order (a stage skipped has no time of its own). in_progress: not moved on yet but still inside the stage's SLA at the end of the data
+# (never counted as lost); lost: did not move on and the SLA ran out (or, with no SLA,
+# never moved on). entered = reached_next + in_progress + lost.
 _FUNNEL = """
 CREATE OR REPLACE TABLE stage_funnel AS
 WITH counts AS (
     SELECT o.stage, o.stage_order, o.next_stage, o.sla_seconds, count(s.customer_id) AS entered,
         count(s.next_at) AS reached, count(*) FILTER (WHERE s.failed) AS missed,
-        median(s.seconds_to_next) AS median_next
+        count(*) FILTER (WHERE s.customer_id IS NOT NULL AND s.next_at IS NULL AND s.failed IS NULL) AS pending,
+        median(s.own_seconds) AS median_next
     FROM stage_order o LEFT JOIN stage_steps s USING (stage_order)
     GROUP BY ALL
 )
@@ -76,7 +97,9 @@ SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, entered,
     CAST(entered AS DOUBLE) / nullif(first_value(entered) OVER (ORDER BY stage_order), 0) AS conversion_from_first,
     CAST(sla_seconds AS BIGINT) AS sla_seconds,
     CASE WHEN next_stage IS NOT NULL THEN missed END AS missed_sla,
-    CAST(CASE WHEN next_stage IS NOT NULL THEN median_next END AS DOUBLE) AS median_seconds_to_next
+    CAST(CASE WHEN next_stage IS NOT NULL THEN median_next END AS DOUBLE) AS median_seconds_to_next,
+    CASE WHEN next_stage IS NOT NULL THEN pending END AS in_progress,
+    CASE WHEN next_stage IS NOT NULL THEN entered - reached - pending END AS lost
 FROM counts ORDER BY stage_order
 """
 
@@ -166,19 +189,18 @@ ORDER BY o.stage_order, abs(coalesce(l.log_or, 0)) DESC, l.feature
 
 _POINT_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, dimension VARCHAR, value VARCHAR, entered BIGINT, "
                   "failed BIGINT, failure_rate DOUBLE, overall_rate DOUBLE, lift DOUBLE, p_value DOUBLE, "
-                  "significant BOOLEAN")
+                  "significant BOOLEAN, q_value DOUBLE, better BOOLEAN")
+_CURVE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, seconds DOUBLE, at_risk BIGINT, reached BIGINT, "
+                  "censored BIGINT, conversion DOUBLE")
 
 
 def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
     """(Re)write ``stage_funnel``, ``failure_points``, ``failure_reasons`` and
     ``stage_correlations`` from ``touchpoints`` under ``model``."""
     _stage_order(con, model)
-    n = len(model.stages)
-    later = ", ".join(f"min(CASE WHEN stage_order = {i + 1} THEN occurred_at END) OVER f AS after_{i}"
-                      for i in range(1, n))
-    pick = "CASE stage_order " + " ".join(f"WHEN {i} THEN after_{i}" for i in range(1, n)) + " END"
-    con.execute(_STEPS.replace("$later", later).replace("$pick", pick))
+    con.execute(_STEPS)
     con.execute(_FUNNEL)
+    _curves(con)
     con.execute(_BEFORE)
     owners = ", ".join(f"arg_min(t.{d}, t.seq) FILTER (WHERE t.{d} IS NOT NULL) AS {d}" for d in DIMENSIONS)
     con.execute(_OWNERS.replace("$owners", owners))
@@ -193,13 +215,18 @@ def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
     names = list(model.names)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stage_order AS SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, "
-        "lead(stage) OVER (ORDER BY stage_order) AS next_stage, sla_seconds FROM "
-        "(SELECT unnest($names) AS stage, unnest($orders) AS stage_order, unnest($slas) AS sla_seconds)",
+        "lead(stage) OVER (ORDER BY stage_order) AS next_stage, sla_seconds, owners FROM "
+        "(SELECT unnest($names) AS stage, unnest($orders) AS stage_order, unnest($slas) AS sla_seconds, "
+        "unnest($owners::VARCHAR[][]) AS owners)",
         {"names": names, "orders": list(range(1, len(names) + 1)),
-         "slas": [stage.sla_seconds for stage in model.stages]})
+         "slas": [stage.sla_seconds for stage in model.stages],
+         "owners": [list(stage.owners) for stage in model.stages]})
 
 
 def _failure_points(con: duckdb.DuckDBPyConnection) -> None:
+    """Every owner value of every stage against the rest of its stage; Benjamini-Hochberg
+    over all the tests together. ``significant``: loses more (lift > 1) and q < ALPHA;
+    ``better``: loses fewer, as significantly (what to learn from, never blamed)."""
     dimensions = ", ".join(DIMENSIONS)
     rows = con.execute(f"""
         WITH owned AS (
@@ -209,24 +236,76 @@ def _failure_points(con: duckdb.DuckDBPyConnection) -> None:
             SELECT stage_order, count(*) AS n, count(*) FILTER (WHERE failed) AS f FROM stage_owners GROUP BY 1
         )
         SELECT o.stage, o.next_stage, o.dimension, o.value, count(*) AS entered,
-            count(*) FILTER (WHERE o.failed) AS failed, any_value(v.n), any_value(v.f), o.stage_order
-        FROM owned o JOIN overall v USING (stage_order)
+            count(*) FILTER (WHERE o.failed) AS failed, any_value(v.n), any_value(v.f)
+        FROM owned o JOIN overall v USING (stage_order) JOIN stage_order s USING (stage_order)
+        WHERE list_contains(s.owners, o.dimension)
         GROUP BY o.stage_order, o.stage, o.next_stage, o.dimension, o.value
         ORDER BY o.stage_order, o.dimension, o.value
     """).fetchall()
-    tested: dict[tuple[str, str], int] = {}
     scored = []
-    for stage, next_stage, dimension, value, entered, failed, total, total_failed, _ in rows:
+    for stage, next_stage, dimension, value, entered, failed, total, total_failed in rows:
         p = two_proportion_p(failed, entered, total_failed - failed, total - entered)
-        if p is not None:
-            tested[(stage, dimension)] = tested.get((stage, dimension), 0) + 1
         rate, overall = failed / entered, total_failed / total
         scored.append([stage, next_stage, dimension, value, entered, failed, rate, overall,
                        rate / overall if overall else None, p])
-    for row in scored:
-        p, tests = row[-1], tested.get((row[0], row[2]), 1)
-        row.append(p is not None and p < ALPHA / tests)
+    q_values = benjamini_hochberg([row[-1] for row in scored])
+    for row, q in zip(scored, q_values, strict=True):
+        found = q is not None and q < ALPHA
+        lift = row[8]
+        row += [found and lift is not None and lift > 1, q, found and lift is not None and lift < 1]
     _insert(con, "failure_points", _POINT_COLUMNS, scored)
+
+
+def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg adjusted p-values (q-values) of the tests made (None: not tested)."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 1.0
+    for rank in range(len(tested), 0, -1):
+        p, i = tested[rank - 1]
+        running = min(running, p * len(tested) / rank)
+        adjusted[i] = running
+    return adjusted
+
+
+def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tuple[float, int, int, int, float]]:
+    """The Kaplan-Meier curve of moving on: (time, at risk, reached then, censored then,
+    share reached by then = 1 - survival), one row per distinct time. A customer who has
+    not moved on yet is censored at the time observed so far: still deciding, not lost."""
+    events: dict[float, list[int]] = {}
+    for duration, done in zip(durations, reached, strict=True):
+        events.setdefault(duration, [0, 0])[0 if done else 1] += 1
+    at_risk, survival, curve = len(durations), 1.0, []
+    for time_ in sorted(events):
+        done, censored = events[time_]
+        if done:
+            survival *= 1 - done / at_risk
+        curve.append((time_, at_risk, done, censored, 1 - survival))
+        at_risk -= done + censored
+    return curve
+
+
+def _curves(con: duckdb.DuckDBPyConnection) -> None:
+    """``stage_conversion_curve`` (Kaplan-Meier per stage), and each stage's share reaching the
+    next within its SLA estimated on it (``stage_funnel.conversion_within_sla``)."""
+    rows = con.execute("""
+        SELECT stage_order, stage, next_stage, any_value(sla_seconds),
+            list(coalesce(seconds_to_next, greatest(seconds_observed, 0)) ORDER BY customer_id),
+            list(next_at IS NOT NULL ORDER BY customer_id)
+        FROM stage_steps WHERE next_stage IS NOT NULL GROUP BY ALL ORDER BY stage_order
+    """).fetchall()
+    curve_rows, within = [], {}
+    for _, stage, next_stage, sla, durations, reached in rows:
+        curve = kaplan_meier(durations, reached)
+        curve_rows += [[stage, next_stage, t, n, d, c, share] for t, n, d, c, share in curve if d]
+        if sla is not None:
+            shares = [share for t, _, _, _, share in curve if t <= sla]
+            within[stage] = shares[-1] if shares else 0.0
+    _insert(con, "stage_conversion_curve", _CURVE_COLUMNS, curve_rows)
+    con.execute("ALTER TABLE stage_funnel ADD COLUMN conversion_within_sla DOUBLE")
+    if within:
+        con.executemany("UPDATE stage_funnel SET conversion_within_sla = ? WHERE stage = ?",
+                        [(share, stage) for stage, share in within.items()])
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:

@@ -22,7 +22,7 @@ import duckdb
 from journey.errors import ProjectionError
 from journey.projections.schema import ANALYST_TABLES
 
-__all__ = ["OUTPUT", "SNAPSHOT", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "require_table"]
+__all__ = ["OUTPUT", "SNAPSHOT", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query"]
 
 SNAPSHOT = "snapshot"
 """The catalog name the published projection has on every reader's connection."""
@@ -119,15 +119,6 @@ def query(snapshot: Path, sql: str, parameters: list[Any] | None = None) -> tupl
             raise ProjectionError(f"the query failed: {str(error).splitlines()[0]}") from None
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
-
-
-def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """A clear error when the snapshot predates ``table``."""
-    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND NOT temporary "
-                        "AND database_name = current_database()", {"t": table}).fetchone()
-    if not found or not found[0]:
-        raise ProjectionError(f"the projection has no {table} table (built by an older version); "
-                              "run `journey rederive`")
 
 
 def projection_status(snapshot: Path) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The DuckDB analyst schema v1 and the projector's own (``internal``) tables.
+"""The DuckDB analyst schema (v3) and the projector's own (``internal``) tables.
 
 Analyst tables (stable names, documented in docs/analyst-schema.md) are derived;
 ``internal`` holds the append-only base the projector maintains exactly once.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["ANALYST_TABLES", "BASE_DDL", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ANALYST_TABLES = (
     "touchpoints",
@@ -18,6 +18,7 @@ ANALYST_TABLES = (
     "journey_variants",
     "stage_transitions",
     "stage_funnel",
+    "stage_conversion_curve",
     "failure_points",
     "failure_reasons",
     "stage_correlations",

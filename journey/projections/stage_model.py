@@ -25,6 +25,7 @@ from journey.errors import InputError
 
 __all__ = [
     "CONDITION_COLUMNS",
+    "OWNER_DIMENSIONS",
     "CompiledStages",
     "Rule",
     "Stage",
@@ -39,6 +40,11 @@ NAME = r"^[a-z_][a-z0-9_]*$"
 CONDITION_COLUMNS = ("direction", "purpose", "answered", "outcome", "status", "channel", "source",
                      "doctor", "administrator", "branch", "campaign", "rating")
 """``touchpoints`` columns a rule may test (the SQL names come from this list, never from the file)."""
+
+OWNER_DIMENSIONS = ("administrator", "doctor", "branch", "channel")
+"""Who may own a step: points of failure compare the values of these ``touchpoints`` columns."""
+DEFAULT_OWNERS = ("administrator", "doctor", "branch")
+"""The owners of a stage that names none: channel quality is acquisition, not blame."""
 
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -95,6 +101,16 @@ class Stage(BaseModel):
     sla: str | None = None
     """Expected time to reach a later stage after entering this one (e.g. ``14d``)."""
     rules: tuple[Rule, ...] = Field(min_length=1, alias="rule")
+    owners: tuple[str, ...] = DEFAULT_OWNERS
+    """The dimensions whose values own moving on from this stage (points of failure blame only them)."""
+
+    @field_validator("owners")
+    @classmethod
+    def _known_owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
+        for owner in owners:
+            if owner not in OWNER_DIMENSIONS:
+                raise ValueError(f"unknown owner {owner!r}; use some of {', '.join(OWNER_DIMENSIONS)}")
+        return owners
 
     @field_validator("sla")
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from journey.projections.identity import identity_map
 from journey.projections.publish import query
+from journey.projections.reading import STAGE_FUNNEL_SUMMARY_SQL
 from journey.store.event_store import EventStore
 
 __all__ = ["ProjectionOverview", "StoreOverview", "projection_overview", "store_overview"]
@@ -33,8 +34,8 @@ class ProjectionOverview:
     """Identified customers."""
     visited: int
     revenue: float
-    top_transitions: list[tuple[str, str, int]]
-    """(from stage, to stage, customers), the five largest."""
+    stage_funnel: list[tuple[object, ...]]
+    """(stage, entered, reached_next, in_progress, lost) per stage: the rows the report draws."""
 
 
 def store_overview(store: EventStore) -> StoreOverview:
@@ -51,6 +52,5 @@ def projection_overview(snapshot: Path) -> ProjectionOverview:
         snapshot,
         "SELECT count(*) FILTER (WHERE identified), count(*) FILTER (WHERE visits > 0), "
         "coalesce(sum(revenue), 0) FROM customers")
-    _, transitions = query(snapshot, "SELECT from_stage, to_stage, customers FROM stage_transitions "
-                                     "ORDER BY customers DESC LIMIT 5")
-    return ProjectionOverview(patients, visited, float(revenue), [tuple(t) for t in transitions])
+    _, funnel = query(snapshot, STAGE_FUNNEL_SUMMARY_SQL)
+    return ProjectionOverview(patients, visited, float(revenue), [tuple(row) for row in funnel])

@@ -86,3 +86,46 @@ def test_failures_metrics_and_attribution_commands(home: Path) -> None:
 def test_commands_before_any_projection_say_what_to_do(tmp_path: Path) -> None:
     result = journey("funnel", "--steps", "a,b", home=tmp_path)
     assert result.returncode == 2 and "run `journey project`" in result.stderr
+
+
+def test_every_figure_the_report_shows_equals_the_commands_json(home: Path) -> None:
+    """One definition per metric: the report, `journey metrics` and `journey failures`
+    show the same rows of the same tables."""
+    import html
+    import re
+
+    import duckdb
+
+    from journey.maps.report import render_report
+
+    con = duckdb.connect(str(home / "analytics.duckdb"), read_only=True)
+    try:
+        page = render_report(con)
+    finally:
+        con.close()
+    metrics = {(m["metric"], m["dimension"], m["value"]): m["result"]
+               for m in json.loads(journey("metrics", "--json", home=home).stdout)}
+    failures = json.loads(journey("failures", "--json", "--all", home=home).stdout)
+    funnel = {row["stage"]: row for row in failures["stage_funnel"]}
+    points = {(p["stage"], p["dimension"], p["value"]): p for p in failures["failure_points"]}
+    checked: dict[str, int] = {}
+    for key, raw in re.findall(r'data-metric="([^"]+)" data-value="([^"]*)"', page):
+        key, shown = html.unescape(key), float(raw) if raw else None
+        kind, _, rest = key.partition(":")
+        if kind == "stage_funnel":
+            stage, column = rest.split(":")
+            expected = funnel[stage][column]
+        elif kind == "failure_points":
+            stage, dimension, value, column = rest.split(":")
+            expected = points[(stage, dimension, value)][column]
+        elif kind == "clinic_metrics":
+            metric, dimension, value = rest.split(":")
+            expected = metrics[(metric, dimension, value)]
+        elif kind in ("ideal_deviating", "consent_violations"):
+            continue  # figures of the ideal journey and compliance, not of these commands
+        else:
+            kind, expected = "headline", metrics.get((key, "all", "all"))
+        assert shown == (None if expected is None else pytest.approx(expected, rel=1e-12)), key
+        checked[kind] = checked.get(kind, 0) + 1
+    assert checked.get("headline") == 6 and checked.get("stage_funnel", 0) >= 20
+    assert checked.get("clinic_metrics", 0) >= 30

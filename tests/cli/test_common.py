@@ -9,13 +9,13 @@ from journey.cli._common import print_table
 
 @click.command()
 def _table() -> None:
-    print_table(["name", "value", "share"], [("revenue", 1_460_000.0, 0.12345), ("none", None, 12.0)])
+    print_table(["name", "value", "ratio"], [("revenue", 1_460_000.0, 0.12345), ("none", None, 12.0)])
 
 
 def test_one_table_printer_aligns_and_reads_like_numbers() -> None:
     result = CliRunner().invoke(_table)
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["name", "value", "share"]
+    assert lines[0].split() == ["name", "value", "ratio"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     assert lines[2].split() == ["revenue", "1,460,000", "0.123"]  # never 1.46e+06
     assert lines[3].split() == ["none", "12"]

@@ -21,6 +21,16 @@ def test_the_sankey_splits_each_stage_into_onward_and_lost(clinic: duckdb.DuckDB
         out_of[source] = out_of.get(source, 0) + value
     assert out_of == {i: r.entered for i, r in enumerate(rows[:-1]) if r.entered}
     assert list(funnel_chart(rows).data[0].x) == [r.entered for r in rows]
+    into = {}
+    for target, value in zip(link.target, link.value):
+        into[target] = into.get(target, 0) + value
+    for i, row in enumerate(rows[1:], start=1):  # what leaves a stage onward is what enters the next
+        assert into.get(i, 0) == row.entered
+    names = sankey_chart(rows).data[0].node.label
+    pending = {names[t]: v for t, v in zip(link.target, link.value) if names[t].startswith("still deciding")}
+    assert pending == {f"still deciding after {r.stage.replace('_', ' ')}": r.in_progress
+                       for r in rows[:-1] if r.in_progress}
+    assert sum(pending.values()) > 0  # a year of data: recent patients are still deciding, never drawn as lost
 
 
 def test_the_graph_chart_draws_every_edge(clinic: duckdb.DuckDBPyConnection) -> None:

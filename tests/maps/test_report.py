@@ -30,8 +30,12 @@ def expected_numbers(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
                                  "(WHERE type = 'visit' AND booking_id IS NOT NULL) FROM touchpoints").fetchone()
     revenue = con.execute(f"SELECT sum(amount)::DOUBLE FROM touchpoints WHERE type = 'payment' AND {people}").fetchone()[0]
     spend = con.execute("SELECT sum(amount)::DOUBLE FROM touchpoints WHERE type = 'ad_spend'").fetchone()[0]
+    paid = con.execute(  # cost per new patient counts only the patients a channel with ad spend brought
+        f"SELECT count(DISTINCT customer_id) FROM touchpoints WHERE type = 'visit' AND {people} AND customer_id IN "
+        "(SELECT customer_id FROM customers WHERE first_channel IN "
+        "(SELECT channel FROM touchpoints WHERE type = 'ad_spend'))").fetchone()[0]
     return {"new_patients": patients, "conversion": patients / everyone, "no_show_rate": no_shows / (no_shows + kept),
-            "repeat_rate": returning / patients, "revenue": revenue, "cost_per_new_patient": spend / patients}
+            "repeat_rate": returning / patients, "revenue": revenue, "cost_per_new_patient": spend / paid}
 
 
 def _shown(text: str) -> float:

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 
 from journey.errors import ProjectionError
-from journey.projections.publish import OUTPUT, open_snapshot, projection_status, query, require_table
+from journey.projections.publish import OUTPUT, open_snapshot, projection_status, query
+from journey.projections.reading import require_table
 
 
 @pytest.fixture

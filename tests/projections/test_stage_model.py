@@ -1,5 +1,5 @@
-"""The declarative stage model: the default reproduces the stages of the hand-written
-SQL it replaced, files are validated, user values reach SQL only as parameters, and
+"""The declarative stage model: a custom file reproduces the stages of the hand-written
+SQL it replaced, the default model moves patients only by their own acts, files are validated, user values reach SQL only as parameters, and
 `journey rederive` applies a new model to the stored base without loading any event."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from journey.projections.stage_model import compile_stages, default_stage_model,
 from tests.clinic import demo_projection
 from tests.commands import demo, journey
 
+TOUCH_STAGES = Path(__file__).with_name("touch_stages.toml")
 # The stage expression of journey/projections/stages.py before this model replaced it.
 REPLACED = """CASE
     WHEN t.type IN ('ad_click', 'referral') THEN 'awareness'
@@ -32,8 +33,9 @@ REPLACED = """CASE
 END"""
 
 
-def test_the_default_model_gives_every_touch_the_stage_the_replaced_sql_gave(tmp_path: Path) -> None:
-    con = duckdb.connect(str(demo_projection(tmp_path, patients=600)), read_only=True)
+def test_a_custom_model_gives_every_touch_the_stage_the_replaced_sql_gave(tmp_path: Path) -> None:
+    path = demo_projection(tmp_path, patients=600, stage_model=load_stage_model(TOUCH_STAGES))
+    con = duckdb.connect(str(path), read_only=True)
     compared = con.execute(f"""
         WITH t AS (
             SELECT *, CASE WHEN type = 'visit' THEN row_number() OVER v END AS visit_no,
@@ -47,6 +49,23 @@ def test_the_default_model_gives_every_touch_the_stage_the_replaced_sql_gave(tmp
     total, same, visit_stages = compared
     assert total > 5_000 and same == total
     assert visit_stages == 3  # first_visit, treatment and retention visits all occur
+
+
+def test_the_default_model_moves_patients_only_by_their_own_acts(tmp_path: Path) -> None:
+    con = duckdb.connect(str(demo_projection(tmp_path, patients=600)), read_only=True)
+    staged = dict(con.execute("""
+        SELECT CASE WHEN type IN ('message', 'call') THEN type || ':' || direction
+                    WHEN type = 'treatment_plan' THEN type || ':' || status ELSE type END AS kind,
+            coalesce(list(DISTINCT stage ORDER BY stage) FILTER (WHERE stage IS NOT NULL), [])
+        FROM touchpoints GROUP BY kind
+    """).fetchall())
+    for clinic_action in ("message:outbound", "call:outbound", "payment", "treatment_plan:proposed",
+                          "treatment_plan:declined", "no_show", "booking_cancelled"):
+        assert staged[clinic_action] == [], clinic_action
+    assert staged["call:inbound"] == ["contact"] and staged["booking"] == ["booking"]
+    assert staged["treatment_plan:accepted"] == ["treatment"]
+    assert staged["visit"] == ["first_visit", "retention", "treatment"]
+    assert staged["review"] == ["advocacy"]
 
 
 def write(tmp_path: Path, text: str) -> Path:
