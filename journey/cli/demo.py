@@ -49,7 +49,7 @@ def demo(patients: int, seed: int, as_json: bool) -> None:
     for line in funnel_lines(projected.stage_funnel):
         click.echo(line)
 
-    report = write_report(wired.analytics, wired.home / "report.html")
+    report = write_report(wired.analytics, wired.home / "report.html", worklists=wired.worklists)
     click.echo(f"\nthe clinic report: {report.resolve()} (open it in a browser; `journey report` rewrites it)")
 
 

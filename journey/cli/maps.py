@@ -129,18 +129,20 @@ def report_command(out: str, model: str | None, min_share: float) -> None:
     """Write the clinic report: one HTML file that opens offline in any browser."""
     if not 0 <= min_share <= 1:
         raise InputError("--min-share is a share between 0 and 1")
-    path = write_report(adapters().analytics, Path(out), model, min_share)
+    wired = adapters()
+    path = write_report(wired.analytics, Path(out), model, min_share, wired.worklists)
     click.echo(f"wrote the clinic report to {path.resolve()}")
 
 
-def write_report(snapshot: Path, out: Path, model: str | None = None, min_share: float = 0.05) -> Path:
+def write_report(snapshot: Path, out: Path, model: str | None = None, min_share: float = 0.05,
+                 worklists: Path | None = None) -> Path:
     """The clinic report with a progress bar (``journey report`` and ``journey demo``)."""
     from tqdm import tqdm
 
     from journey.services.report import REPORT_PARTS, write_clinic_report
 
     with tqdm(total=REPORT_PARTS, desc="report", unit=" parts", file=sys.stderr, disable=None, leave=False) as bar:
-        return write_clinic_report(snapshot, out, model, min_share, bar.update)
+        return write_clinic_report(snapshot, out, model, min_share, bar.update, worklists)
 
 
 COMMANDS = (map_command, ideal_command, report_command)

@@ -6,6 +6,8 @@ the page embeds them as JSON and plotly.js draws them in the browser.
 
 from __future__ import annotations
 
+from typing import Any
+
 import plotly.graph_objects as go
 
 from journey.maps.clinic import FunnelRow
@@ -120,4 +122,32 @@ def deviation_chart(rows: tuple[SummaryRow, ...]) -> go.Figure:
         hoverinfo="text"))
     figure.update_layout(**_LAYOUT, xaxis={"tickformat": ".0%", "range": [0, 1]},
                          yaxis={"autorange": "reversed"})
+    return figure
+
+
+def retention_chart(cohorts: list[dict[str, Any]], period: str) -> go.Figure:
+    """The share of each cohort back in each later period (all cohorts pooled, weighted by
+    size; a period counts only the cohorts that have reached it)."""
+    width = max((len(c["retained"]) for c in cohorts), default=0)
+    shares = []
+    for k in range(1, width):
+        seen = [c for i, c in enumerate(cohorts) if c["size"] and len(cohorts) - 1 - i >= k]
+        total = sum(c["size"] for c in seen)
+        shares.append(sum(c["retained"][k] for c in seen) / total if total else None)
+    figure = go.Figure(go.Scatter(x=[f"{period} {k}" for k in range(1, width)], y=shares, mode="lines+markers",
+                                  line={"color": _BLUE}, hovertemplate="%{y:.1%}<extra></extra>"))
+    figure.update_layout(**_LAYOUT, yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+    return figure
+
+
+def lifecycle_chart(periods: list[dict[str, Any]]) -> go.Figure:
+    """New, returning and resurrecting patients above the axis, dormant below (PostHog's picture)."""
+    x = [p["start"] for p in periods]
+    figure = go.Figure([
+        go.Bar(name="new", x=x, y=[p["new"] for p in periods], marker={"color": _BLUE}),
+        go.Bar(name="returning", x=x, y=[p["returning"] for p in periods], marker={"color": "#5a9e6f"}),
+        go.Bar(name="resurrecting", x=x, y=[p["resurrecting"] for p in periods], marker={"color": "#e0a33a"}),
+        go.Bar(name="dormant", x=x, y=[-p["dormant"] for p in periods], marker={"color": _RED}),
+    ])
+    figure.update_layout(**_LAYOUT, barmode="relative")
     return figure

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata, resources
@@ -212,9 +212,45 @@ def _period(con: duckdb.DuckDBPyConnection) -> str:
     return "No touches yet" if first is None else f"Touches from {first:%d %b %Y} to {last:%d %b %Y}"
 
 
+def _base(base: Mapping[str, Any] | None) -> str:
+    """Working the base: retention, lifecycle, worklist compliance and the measured recall
+    outreach, from what ``journey.services.report`` computed (plain data)."""
+    if not base:
+        return '<p class="explain">Not computed for this report.</p>'
+    parts = []
+    retention = base["retention"]
+    parts.append(f"<h3>Patients back after their first visit, by {retention['period']}</h3>"
+                 f"{_figure(charts.retention_chart(retention['cohorts'], retention['period']))}")
+    lifecycle = base["lifecycle"]
+    parts.append(f"<h3>Active patients per {lifecycle['period']}: new, returning, resurrecting, dormant</h3>"
+                 f"{_figure(charts.lifecycle_chart(lifecycle['periods']))}")
+    rates = base["tasks"]
+    parts.append("<h3>Worklists: were the tasks done?</h3>" + (_table(
+        ["rule", "owner", "tasks", "done", "overdue", "still due", "done of decided"],
+        [(r["rule"].replace("_", " "), r["owner"], f"{r['tasks']:,}", f"{r['done']:,}", f"{r['overdue']:,}",
+          f"{r['due']:,}", fmt.share(r["done_rate"])) for r in rates], {2, 3, 4, 5, 6})
+        if rates else '<p class="explain">No tasks in this projection.</p>'))
+    outreach = base.get("outreach")
+    if outreach:
+        contacted, held = outreach["contacted"], outreach["held_out"]
+        interval = outreach["interval_95"]
+        verdict = ("not measurable yet" if interval is None else
+                   f"{outreach['uplift']:+.1%} (95% interval {interval[0]:+.1%} to {interval[1]:+.1%}: "
+                   f"{'could be chance' if interval[0] <= 0 <= interval[1] else 'not chance'})")
+        small = " Few held-out patients: the interval is wide." if held["small"] else ""
+        parts.append(
+            f"<h3>Recall outreach, measured</h3><p>Of {contacted['customers']:,} patients sent a recall, "
+            f"{fmt.share(contacted['rate'])} booked or visited within {fmt.duration(outreach['within_seconds'])}"
+            f"; of {held['customers']:,} held out on purpose, {fmt.share(held['rate'])}. "
+            f"Uplift: {verdict}.{small}</p>")
+    return "\n".join(parts)
+
+
 def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = None,
-                  min_edge_share: float = 0.05, progress: Callable[[int], None] | None = None) -> str:
-    """The whole page as a string (every number computed on ``con`` now)."""
+                  min_edge_share: float = 0.05, progress: Callable[[int], None] | None = None,
+                  base: Mapping[str, Any] | None = None) -> str:
+    """The whole page as a string (every number computed on ``con`` now; ``base`` is the
+    section on working the patient base, computed by the caller)."""
     started = time.perf_counter()
     step = progress or (lambda _n: None)
     head = clinic.headline(con)
@@ -250,6 +286,7 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
         "in_scope": f"{deviations.customers:,}",
         "deviating_share": f"{deviations.deviating / deviations.customers:.0%}" if deviations.customers else "0%",
         "compliance": _compliance(con),
+        "base": _base(base),
         "version": metadata.version("journey"),
     }
     step(1)
@@ -259,9 +296,10 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
 
 
 def write_report(con: duckdb.DuckDBPyConnection, out: Path, ideal: IdealJourney | None = None,
-                 min_edge_share: float = 0.05, progress: Callable[[int], None] | None = None) -> Path:
+                 min_edge_share: float = 0.05, progress: Callable[[int], None] | None = None,
+                 base: Mapping[str, Any] | None = None) -> Path:
     """Render and write the page; returns its path."""
-    page = render_report(con, ideal, min_edge_share, progress)
+    page = render_report(con, ideal, min_edge_share, progress, base)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out

@@ -182,3 +182,23 @@ def test_without_ad_spend_the_cost_is_not_known(clinic_snapshot: Path) -> None:
 def test_an_empty_projection_still_renders(clinic_snapshot: Path) -> None:
     page = render_report(_copy(clinic_snapshot, "LIMIT 0", "LIMIT 0"))
     assert 'data-metric="new_patients" data-value="0">0<' in page and "No touches yet" in page
+
+
+def test_the_base_section_shows_what_the_commands_compute(clinic_snapshot: Path) -> None:
+    """Retention, lifecycle, worklist rates and the recall uplift in the report are the
+    figures of `journey.services.report.base_section` (the commands' use cases)."""
+    import duckdb
+
+    from journey.services.report import base_section
+
+    con = duckdb.connect(str(clinic_snapshot), read_only=True)
+    try:
+        base = base_section(con)
+        page = render_report(con, base=base)
+    finally:
+        con.close()
+    assert base is not None and base["retention"]["period"] == "month" and len(base["lifecycle"]["periods"]) == 12
+    assert 'id="base"' in page and "Recall outreach, measured" in page
+    for rate in base["tasks"]:
+        assert f"<td>{rate['owner']}</td>" in page
+    assert "Not computed for this report." in render_report(duckdb.connect(str(clinic_snapshot), read_only=True))
