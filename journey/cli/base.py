@@ -3,6 +3,7 @@ with `journey contacts --segment`), worklists (`journey tasks`) and measured out
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -42,7 +43,8 @@ def segments(path: Path | None, as_of: str | None, out: Path | None, as_json: bo
 @click.command()
 @click.option("--rule", default=None, help="only this rule's tasks")
 @click.option("--owner", default=None, help="only this owner's tasks (an administrator, a doctor, a role)")
-@click.option("--as-of", help="the moment the worklist is for (default: the latest touch in the data)")
+@click.option("--as-of", help="the moment the worklist is for (default: the latest touch in the data; "
+              "`now` for the wall clock, for a live worklist)")
 @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="a worklist rules file (default: JOURNEY_WORKLISTS or the shipped rules)")
 @click.option("--summary", is_flag=True, help="done and overdue rates per rule and owner instead of the tasks")
@@ -58,7 +60,8 @@ def tasks(rule: str | None, owner: str | None, as_of: str | None, path: Path | N
     wired = adapters()
     model = load_worklists(path or wired.worklists)
     with open_snapshot(wired.analytics) as con:
-        now, found = compute(con, model, moment(as_of, "--as-of"), rule=rule, owner=owner)
+        when = datetime.now(UTC) if as_of == "now" else moment(as_of, "--as-of")
+        now, found = compute(con, model, when, rule=rule, owner=owner)
         rates = task_rates(con)
     if as_json:
         echo_json({"now": now.isoformat(), "rates": rates} if summary else

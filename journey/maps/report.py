@@ -230,6 +230,13 @@ def _base(base: Mapping[str, Any] | None) -> str:
         [(r["rule"].replace("_", " "), r["owner"], f"{r['tasks']:,}", f"{r['done']:,}", f"{r['overdue']:,}",
           f"{r['due']:,}", fmt.share(r["done_rate"])) for r in rates], {2, 3, 4, 5, 6})
         if rates else '<p class="explain">No tasks in this projection.</p>'))
+    found = (base.get("portraits") or {}).get("portraits") or []
+    if found:
+        parts.append("<h3>Typical patients</h3>" + _table(
+            ["portrait", "patients", "share", "revenue share", "per patient", "brought by", "districts"],
+            [(p["title"], f"{p['patients']:,}", fmt.share(p["patient_share"]), fmt.share(p["revenue_share"]),
+              f"{p['revenue_per_patient']:,.0f}", ", ".join(f"{c} {n:,}" for c, n in p["channels"]),
+              ", ".join(p["districts"])) for p in found], {1, 2, 3, 4}))
     outreach = base.get("outreach")
     if outreach:
         contacted, held = outreach["contacted"], outreach["held_out"]

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from journey.base.outreach import outreach
+from journey.base.portraits import portraits
 from journey.base.worklists import load_worklists, task_rates, tasks
 from journey.cohorts.lifecycle import lifecycle
 from journey.cohorts.periods import Calendar, parse_event
@@ -40,11 +41,16 @@ def base_section(con: duckdb.DuckDBPyConnection, worklists: Path | None = None,
     }
     tasks(con, model)
     section["tasks"] = task_rates(con)
+    section["portraits"] = portraits(con).to_dict() if _has_customers(con) else None
     try:
         section["outreach"] = outreach(con, model, "recall", "60d").to_dict() if "recall" in model.rules else None
     except JourneyError:
         section["outreach"] = None
     return section
+
+
+def _has_customers(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT count(*) FROM customers WHERE visits > 0").fetchone()[0])  # type: ignore[index]
 
 
 def write_clinic_report(snapshot: Path, out: Path, model: str | None = None, min_share: float = 0.05,

@@ -73,3 +73,10 @@ def test_owner_filter_and_a_bad_file(home: Path, tmp_path: Path) -> None:
                    'window = "soon"\ndone = { types = ["call"] }\n')
     with pytest.raises(InputError, match="duration"):
         load_worklists(bad)
+
+
+def test_as_of_now_is_the_wall_clock_only_when_asked(home: Path) -> None:
+    default = json.loads(journey("tasks", "--json", home=home).stdout)["now"]
+    live = json.loads(journey("tasks", "--as-of", "now", "--json", home=home).stdout)["now"]
+    assert default.startswith("2025-06-03T03:00")  # the latest touch in the data: the thank-you
+    assert live[:4] >= "2026"
