@@ -122,9 +122,9 @@ ADMINISTRATORS: dict[str, float] = {  # name -> share of inbound calls missed
 }
 _ADMIN_NAMES = tuple(ADMINISTRATORS)
 FORM_SHARE = 0.15
-CALLBACK_RATE = 0.25
+CALLBACK_RATE = 0.20
 PICKS_UP = 0.75
-RETRY_RATE = 0.25
+RETRY_RATE = 0.15
 MAX_CALLS = 3
 
 
