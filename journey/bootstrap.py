@@ -14,7 +14,9 @@ from eventsourcing.persistence import OperationalError, InterfaceError
 from journey.config import Settings
 from journey.errors import ConfigurationError, EventStoreError
 from journey.ingest.pipeline import Ingestor
-from journey.crypto.keys import KeyStore, KeyWrap, PostgresKeyStore, SQLiteKeyStore
+from journey.crypto.keys import KeyStore, KeyWrap, key_store_at
+from journey.crypto.policy import PropertyPolicy, load_policy
+from journey.crypto.sealing import SealerSpec
 from journey.crypto.sealer import Sealer
 from journey.projections.operations import ProjectionPaths
 from journey.crypto.pseudonym import Pseudonymiser
@@ -57,10 +59,8 @@ def open_key_store(settings: Settings) -> KeyStore:
     if url.startswith("postgres"):
         from journey.store.postgres import redact
 
-        base, _, query = url.partition("?")
-        schema = query.removeprefix("schema=") if query.startswith("schema=") else "journey_keys"
         try:
-            return PostgresKeyStore(base, schema, wrap)
+            return key_store_at(url, wrap)
         except Exception as error:  # psycopg's errors: connection, permission
             raise EventStoreError(
                 f"cannot open the key store at {redact(url)}: {str(error).splitlines()[0]}; "
@@ -69,7 +69,7 @@ def open_key_store(settings: Settings) -> KeyStore:
     path = Path(url.removeprefix("sqlite:///"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteKeyStore(str(path), wrap)
+        return key_store_at(url, wrap)
     except (OSError, sqlite3.Error) as error:
         raise EventStoreError(f"cannot open the key store at {path}: {error}; check JOURNEY_KEY_STORE") from None
 
@@ -78,12 +78,26 @@ def open_event_store(settings: Settings) -> EventStore:
     """The event store, sealing personal fields with the key store's data keys."""
     recorder = open_recorder(settings)
     # the writer names keys by pseudonym; a small cache: identifiers recur within days, not years
-    return EventStore(recorder, Sealer(open_key_store(settings), open_pseudonymiser(settings, 65_536).key))
+    return EventStore(recorder, Sealer(open_key_store(settings), open_pseudonymiser(settings, 65_536).key,
+                                       open_policy(settings)))
+
+
+def open_policy(settings: Settings) -> PropertyPolicy:
+    """The property policy: which custom properties analysts may see (the rest are sealed)."""
+    return load_policy(settings.property_policy_path)
+
+
+def sealer_spec(settings: Settings) -> SealerSpec:
+    """What an ingest worker needs to open its own key store and seal touches."""
+    open_key_store(settings).close()  # fail here, with the setting named, not in a worker
+    return SealerSpec(settings.key_store_url, _master_key(settings), _hmac_secret(settings), open_policy(settings))
 
 
 def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:
+    store = store or open_event_store(settings)
     return Ingestor(
-        store or open_event_store(settings),
+        store,
+        sealing=sealer_spec(settings) if store.sealer is not None else None,
         default_region=settings.default_region,
         max_record_bytes=settings.max_record_bytes,
         batch_size=settings.batch_size,
@@ -99,13 +113,17 @@ def projection_paths(settings: Settings) -> ProjectionPaths:
 def open_pseudonymiser(settings: Settings, cache: int = 1_000_000) -> Pseudonymiser:
     """The pseudonym secret: from the environment, or from a file only its owner can
     read (created on first use). The secret never enters a database or a log."""
+    return Pseudonymiser(_hmac_secret(settings), cache)
+
+
+def _hmac_secret(settings: Settings) -> bytes:
     if settings.hmac_secret is not None:
         secret = settings.hmac_secret.encode()
     else:
         secret = _secret_file(settings.hmac_secret_file, lambda: secrets.token_hex(32))
     if len(secret) < 16:
         raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
-    return Pseudonymiser(secret, cache)
+    return secret
 
 
 def _master_key(settings: Settings) -> bytes:

@@ -78,6 +78,9 @@ class Settings:
     - ``JOURNEY_KAFKA_GROUP``: the ingest workers' consumer group (default ``journey-ingest``)
     - ``JOURNEY_STAGE_MODEL``: the stage model file (TOML; default: the model shipped in
       ``journey/projections/default_stages.toml``); `journey rederive` applies a change
+    - ``JOURNEY_PROPERTY_POLICY``: the property policy file (TOML; default: the policy shipped
+      in ``journey/crypto/default_properties.toml``): which custom-touch properties analysts
+      may see in the clear; every other custom property is sealed with the customer's keys
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -110,6 +113,7 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path = Path(".journey/master.key")
     stage_model_path: Path | None = None
+    property_policy_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +151,7 @@ class Settings:
             master_key=env.get("JOURNEY_MASTER_KEY") or None,
             master_key_file=Path(env.get("JOURNEY_MASTER_KEY_FILE") or home / "master.key"),
             stage_model_path=_existing(env, "JOURNEY_STAGE_MODEL"),
+            property_policy_path=_existing(env, "JOURNEY_PROPERTY_POLICY"),
         )
 
     @property

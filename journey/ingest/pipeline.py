@@ -17,6 +17,8 @@ from itertools import chain, islice
 
 import orjson
 
+from journey.crypto.sealer import Sealer
+from journey.crypto.sealing import SealerSpec
 from journey.domain.touch import MAX_RECORD_BYTES, parse_touch
 from journey.errors import InvalidTouchError
 from journey.ingest.sources import RawRecord
@@ -63,14 +65,32 @@ def _event_id_of(raw: bytes) -> str | None:
     return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 200 else None
 
 
-Checked = tuple[list[tuple[int, str, str, bytes]], list[tuple[int, str, str, str | None]]]
-"""Per batch: accepted ``(index, event_id, type, content)`` and rejected
-``(index, code, reason, event_id)``; small and cheap to send between processes."""
+Checked = tuple[list[tuple[int, str, str, bytes, bytes | None]], list[tuple[int, str, str, str | None]]]
+"""Per batch: accepted ``(index, event_id, type, content, sealed content or None)`` and
+rejected ``(index, code, reason, event_id)``; small and cheap to send between processes."""
+
+_worker_sealer: Sealer | None = None
+"""In a worker process: its own sealer (its own key-store connection), opened at start."""
+
+
+def _start_worker(spec: SealerSpec | None) -> None:
+    global _worker_sealer
+    _worker_sealer = spec.open() if spec is not None else None
+
+
+def check_and_seal(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
+    """In a worker: validate a batch, then seal its accepted touches with this
+    worker's sealer, so the writing process only appends."""
+    accepted, rejected = check(raws, default_region, max_bytes)
+    if _worker_sealer is not None and accepted:
+        sealed = _worker_sealer.seal_all([a[3] for a in accepted])
+        accepted = [(*a[:4], s) for a, s in zip(accepted, sealed)]
+    return accepted, rejected
 
 
 def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
     """Validate a batch of raw records. A pure function, so it can run in a worker."""
-    accepted: list[tuple[int, str, str, bytes]] = []
+    accepted: list[tuple[int, str, str, bytes, bytes | None]] = []
     rejected: list[tuple[int, str, str, str | None]] = []
     for index, raw in enumerate(raws):
         try:
@@ -79,7 +99,7 @@ def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> 
             event_id = None if error.code == "oversized" else _event_id_of(raw)
             rejected.append((index, error.code, error.reason, event_id))
         else:
-            accepted.append((index, touch.event_id, touch.type, touch.content_json()))  # type: ignore[attr-defined]
+            accepted.append((index, touch.event_id, touch.type, touch.content_json(), None))  # type: ignore[attr-defined]
     return accepted, rejected
 
 
@@ -105,9 +125,9 @@ def _batches(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord
 def _assemble(batch: Sequence[RawRecord], checked: Checked) -> tuple[list[Submission], list[Rejection]]:
     accepted, rejected = checked
     submissions = []
-    for index, event_id, type_, content in accepted:
+    for index, event_id, type_, content, sealed in accepted:
         record = batch[index]
-        submissions.append(Submission(event_id, type_, content, record.source, record.locator, record.raw))
+        submissions.append(Submission(event_id, type_, content, record.source, record.locator, record.raw, sealed))
     rejections = []
     for index, code, reason, event_id in rejected:
         record = batch[index]
@@ -126,15 +146,19 @@ class Ingestor:
         max_record_bytes: int = MAX_RECORD_BYTES,
         batch_size: int = 5000,
         workers: int = 0,
+        sealing: SealerSpec | None = None,
     ) -> None:
-        """``workers``: processes that validate while this one writes; 0 validates
-        here. Worker processes start from a fork server, so a script that uses them
+        """``workers``: processes that validate (and, given ``sealing``, seal with
+        their own key-store connections) while this one writes; 0 validates here and
+        the store seals. An input of one batch is handled here, without starting
+        workers. Worker processes start from a fork server, so a script that uses them
         needs the ``if __name__ == "__main__":`` guard (the ``journey`` command has it)."""
         self.store = store
         self.default_region = default_region
         self.max_record_bytes = max_record_bytes
         self.batch_size = batch_size
         self.workers = workers
+        self.sealing = sealing
 
     def validate(self, batch: Sequence[RawRecord]) -> tuple[list[Submission], list[Rejection]]:
         """Validate a batch here, in this process."""
@@ -150,17 +174,18 @@ class Ingestor:
         if first is None:
             return
         second = next(iterator, None)
-        if self.workers < 1 or second is None:
+        if self.workers < 1 or second is None:  # one batch: not worth starting workers
             for batch in chain([first], [second] if second else [], iterator):
                 yield batch, self.validate(batch)
             return
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["journey.ingest.pipeline"])
-        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(self.sealing,)) as pool:
             pending: deque[tuple[list[RawRecord], Future[Checked]]] = deque()
             for batch in chain([first, second], iterator):
                 raws = [r.raw for r in batch]
-                pending.append((batch, pool.submit(check, raws, self.default_region, self.max_record_bytes)))
+                pending.append((batch, pool.submit(check_and_seal, raws, self.default_region, self.max_record_bytes)))
                 if len(pending) > 2 * self.workers:
                     done, future = pending.popleft()
                     yield done, _assemble(done, future.result())
