@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import OperationalError, InterfaceError
 
@@ -23,7 +25,11 @@ from journey.crypto.pseudonym import Pseudonymiser
 from journey.store.event_store import EventStore
 from journey.store.recorder import JourneyRecorder
 
-__all__ = ["open_event_store", "open_key_store", "open_ingestor", "open_pseudonymiser", "open_recorder", "projection_paths"]
+if TYPE_CHECKING:
+    from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
+
+__all__ = ["open_event_store", "open_ingestor", "open_kafka_worker", "open_key_store", "open_policy",
+           "open_reseal_target", "sealer_spec", "open_pseudonymiser", "open_recorder", "projection_paths"]
 
 
 def open_recorder(settings: Settings) -> JourneyRecorder:
@@ -82,6 +88,15 @@ def open_event_store(settings: Settings) -> EventStore:
                                        open_policy(settings)))
 
 
+def open_reseal_target(settings: Settings, url: str) -> EventStore:
+    """A new event store at ``url`` sealing with the configured key store (for ``reseal``)."""
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigurationError(f"the target store must be sqlite:///PATH or postgresql://... (got {url!r})")
+    if url == settings.event_store_url:
+        raise ConfigurationError("the target store is the configured store; name a new one")
+    return open_event_store(dataclasses.replace(settings, event_store_url=url))
+
+
 def open_policy(settings: Settings) -> PropertyPolicy:
     """The property policy: which custom properties analysts may see (the rest are sealed)."""
     return load_policy(settings.property_policy_path)
@@ -103,6 +118,17 @@ def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingest
         batch_size=settings.batch_size,
         workers=settings.ingest_workers,
     )
+
+
+def open_kafka_worker(settings: Settings, kafka: KafkaSettings) -> KafkaIngestWorker:
+    """The Kafka ingest worker on the file ingest's pipeline: validation and sealing in
+    ``JOURNEY_INGEST_WORKERS`` processes, each with its own key-store connection."""
+    from journey.ingest.kafka import KafkaIngestWorker
+
+    store = open_event_store(settings)
+    return KafkaIngestWorker(store, kafka, default_region=settings.default_region,
+                             max_record_bytes=settings.max_record_bytes, workers=settings.ingest_workers,
+                             sealing=sealer_spec(settings))
 
 
 def projection_paths(settings: Settings) -> ProjectionPaths:

@@ -123,7 +123,8 @@ def ingest_kafka(bootstrap: str | None, topic: str | None, group: str | None, un
     import signal
     import threading
 
-    from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
+    from journey.bootstrap import open_kafka_worker
+    from journey.ingest.kafka import KafkaSettings
 
     settings = _settings()
     topic = topic or settings.kafka_topic
@@ -132,8 +133,7 @@ def ingest_kafka(bootstrap: str | None, topic: str | None, group: str | None, un
                           group or settings.kafka_group, max_batch=settings.batch_size)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    worker = KafkaIngestWorker(open_event_store(settings), kafka, default_region=settings.default_region,
-                               max_record_bytes=settings.max_record_bytes)
+    worker = open_kafka_worker(settings, kafka)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -351,6 +351,25 @@ def rebuild(as_json: bool) -> None:
     with _progress("rebuild", store.position()) as bar:
         result = operations.rebuild(store, projection_paths(settings), open_pseudonymiser(settings), bar)
     _project_report(result, settings.analytics_path, as_json, "rebuilt and published")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True)
+def reseal(target: str, as_json: bool) -> None:
+    """Copy every event into a NEW store at TARGET (sqlite:///PATH or postgresql://...),
+    sealed: brings events stored before sealing under crypto-shredding (docs/privacy.md)."""
+    from journey.bootstrap import open_reseal_target
+    from journey.privacy.reseal import reseal as copy_sealed
+
+    settings = _settings()
+    store = open_event_store(settings)
+    with _progress("reseal", store.position()) as bar:
+        summary = copy_sealed(store, open_reseal_target(settings, target), progress=bar)
+    click.echo(json.dumps(vars(summary)) if as_json else
+               f"read {summary.read:,}  written {summary.written:,}  already there {summary.already_there:,}  "
+               f"erased before {summary.erased:,}; set JOURNEY_EVENT_STORE to the new store, run `journey rebuild`, "
+               "then delete the old store and its backups")
 
 
 def _moment(text: str) -> datetime:

@@ -159,3 +159,17 @@ def test_after_forget_no_file_under_home_holds_the_customer(tmp_path: Path) -> N
     assert b"+79160000007" not in data and b'"type":"booking"' in data  # others' phones sealed, facts clear
     for secret in OLGA_SECRETS:
         assert secret not in data, secret
+
+
+def test_reseal_copies_the_store_into_a_new_one(tmp_path: Path) -> None:
+    clinic(tmp_path)
+    target = f"sqlite:///{tmp_path / 'sealed.sqlite'}"
+    result = journey("reseal", target, "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"read": 6, "written": 6, "already_there": 0, "erased": 0}
+    same = journey("reseal", f"sqlite:///{tmp_path / 'events.sqlite'}", home=tmp_path)
+    assert same.returncode != 0 and "name a new one" in same.stderr
+    assert journey("rebuild", home=tmp_path, JOURNEY_EVENT_STORE=target).returncode == 0
+    moved = journey("sql", "SELECT count(*) FROM touchpoints", "--format", "csv", home=tmp_path,
+                    JOURNEY_EVENT_STORE=target)
+    assert moved.stdout.split() == ["count_star()", "6"], moved.stdout

@@ -164,29 +164,35 @@ class Ingestor:
         """Validate a batch here, in this process."""
         return _assemble(batch, check([r.raw for r in batch], self.default_region, self.max_record_bytes))
 
-    def _validated(
-        self, batches: Iterable[list[RawRecord]]
+    def validated(
+        self, batches: Iterable[list[RawRecord]], *, stream: bool = False
     ) -> Iterator[tuple[list[RawRecord], tuple[list[Submission], list[Rejection]]]]:
-        """Validated batches in input order. With ``workers > 1`` and more than one
-        batch of input, validation runs in worker processes while this one stores."""
+        """Validated (and, with workers and ``sealing``, sealed) batches in input
+        order. With ``workers >= 1`` and more than one batch of input, the work runs
+        in worker processes, up to ``2 * workers`` batches ahead, while the caller
+        stores; a single batch is validated here (no worker start-up).
+
+        An empty batch is a tick from a source with nothing new (a Kafka poll that
+        timed out): every batch in flight is finished and handed over, none is kept.
+        ``stream``: a long-running source (Kafka): start the workers at once."""
         iterator = iter(batches)
-        first = next(iterator, None)
-        if first is None:
-            return
-        second = next(iterator, None)
-        if self.workers < 1 or second is None:  # one batch: not worth starting workers
-            for batch in chain([first], [second] if second else [], iterator):
-                yield batch, self.validate(batch)
+        head = [] if stream else list(islice((b for b in iterator if b), 2))
+        if self.workers < 1 or (len(head) < 2 and not stream):  # one batch: not worth starting workers
+            for batch in chain(head, iterator):
+                if batch:
+                    yield batch, self.validate(batch)
             return
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["journey.ingest.pipeline"])
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
                                  initargs=(self.sealing,)) as pool:
             pending: deque[tuple[list[RawRecord], Future[Checked]]] = deque()
-            for batch in chain([first, second], iterator):
-                raws = [r.raw for r in batch]
-                pending.append((batch, pool.submit(check_and_seal, raws, self.default_region, self.max_record_bytes)))
-                if len(pending) > 2 * self.workers:
+            for batch in chain(head, iterator):
+                if batch:
+                    raws = [r.raw for r in batch]
+                    pending.append((batch, pool.submit(check_and_seal, raws, self.default_region,
+                                                       self.max_record_bytes)))
+                while pending and (not batch or len(pending) > 2 * self.workers or pending[0][1].done()):
                     done, future = pending.popleft()
                     yield done, _assemble(done, future.result())
             while pending:
@@ -198,7 +204,7 @@ class Ingestor:
         summary = IngestSummary()
         started = time.perf_counter()
         with _few_collections():
-            for batch, (accepted, rejected) in self._validated(_batches(records, self.batch_size)):
+            for batch, (accepted, rejected) in self.validated(_batches(records, self.batch_size)):
                 outcome = self.store.append(accepted, rejected)
                 summary.read += len(batch)
                 summary.accepted += outcome.accepted

@@ -122,7 +122,7 @@ def test_workers_seal_with_their_own_key_stores_and_make_each_key_once(tmp_path)
     lines = [raw(touch(event_id=f"k-{i}", customer={"customer_id": f"c-{i % 30}", "phone": f"+7916{i % 30:07d}"}))
              for i in range(400)]
     ingestor = Ingestor(store, batch_size=20, workers=2, sealing=spec)
-    stored_sealed = [s.sealed for _, (subs, _) in ingestor._validated([records(*lines)[i:i + 20]
+    stored_sealed = [s.sealed for _, (subs, _) in ingestor.validated([records(*lines)[i:i + 20]
                                                                          for i in range(0, 400, 20)]) for s in subs]
     assert len(stored_sealed) == 400 and all(s and b'"enc1:' in s for s in stored_sealed)
     summary = ingestor.ingest(records(*lines))
