@@ -78,6 +78,11 @@ def _start_worker(spec: SealerSpec | None) -> None:
     _worker_sealer = spec.open() if spec is not None else None
 
 
+def _ready() -> bool:
+    """A no-op task: returns once this worker has started (its initializer has run)."""
+    return True
+
+
 def check_and_seal(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
     """In a worker: validate a batch, then seal its accepted touches with this
     worker's sealer, so the writing process only appends."""
@@ -186,6 +191,9 @@ class Ingestor:
         context.set_forkserver_preload(["journey.ingest.pipeline"])
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
                                  initargs=(self.sealing,)) as pool:
+            if stream:  # start (and open the key stores of) every worker before consuming
+                for warm in [pool.submit(_ready) for _ in range(self.workers)]:
+                    warm.result()
             pending: deque[tuple[list[RawRecord], Future[Checked]]] = deque()
             for batch in chain(head, iterator):
                 if batch:
