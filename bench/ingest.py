@@ -7,7 +7,7 @@ process; peak memory is the largest resident set of that process and its
 validation workers together, sampled every 50 ms. Medians of --runs runs.
 
 ``journey-sqlite`` is the application as wired (personal fields sealed with
-per-customer keys); ``journey-sqlite-unencrypted`` the same store without a key
+per-customer keys, in the validation workers, each with its own key-store connection); ``journey-sqlite-unencrypted`` the same store without a key
 store, to price the encryption.
 
 Run:  python bench/ingest.py [--touches 1000000] [--runs 3] [--postgres URL]

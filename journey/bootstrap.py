@@ -7,6 +7,7 @@ first use and then kept, so a command opens the event store or the key store onc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import sqlite3
@@ -23,7 +24,9 @@ from journey.errors import ConfigurationError, EventStoreError
 # published snapshot (`journey sql`) never loads the event store, the crypto or the projector.
 if TYPE_CHECKING:
     from journey.crypto.keys import KeyStore
+    from journey.crypto.policy import PropertyPolicy
     from journey.crypto.pseudonym import Pseudonymiser
+    from journey.crypto.sealing import SealerSpec
     from journey.ingest.kafka import KafkaIngestWorker
     from journey.ingest.pipeline import Ingestor
     from journey.ingest.sources import RawRecord
@@ -39,9 +42,12 @@ __all__ = [
     "open_ingestor",
     "open_kafka_worker",
     "open_key_store",
+    "open_policy",
     "open_pseudonymiser",
     "open_recorder",
+    "open_reseal_target",
     "projection_paths",
+    "sealer_spec",
 ]
 
 
@@ -74,7 +80,8 @@ class Adapters:
 
         # the writer names keys by pseudonym; a small cache: identifiers recur within days, not years
         return EventStore(open_recorder(self.settings),
-                          Sealer(self.key_store, open_pseudonymiser(self.settings, 65_536).key))
+                          Sealer(self.key_store, open_pseudonymiser(self.settings, 65_536).key,
+                                 open_policy(self.settings)))
 
     @cached_property
     def ingestor(self) -> Ingestor:
@@ -136,6 +143,10 @@ class Adapters:
         return TouchProducer(bootstrap or self.settings.kafka_bootstrap, topic or self.settings.kafka_topic,
                              default_region=self.settings.default_region)
 
+    def reseal_target(self, url: str) -> EventStore:
+        """A new event store at ``url`` sealing with the configured keys (``journey reseal``)."""
+        return open_reseal_target(self.settings, url)
+
     def kafka_worker(self, bootstrap: str | None = None, topic: str | None = None,
                      group: str | None = None) -> KafkaIngestWorker:
         return open_kafka_worker(self.settings, self.store, bootstrap=bootstrap, topic=topic, group=group)
@@ -158,8 +169,11 @@ def open_kafka_worker(settings: Settings, store: EventStore, *, bootstrap: str |
     topic = topic or settings.kafka_topic
     kafka = KafkaSettings(bootstrap or settings.kafka_bootstrap, topic, settings.dead_letter_topic_of(topic),
                           group or settings.kafka_group, max_batch=settings.batch_size)
+    # the file ingest's pipeline: validation and sealing in JOURNEY_INGEST_WORKERS processes,
+    # each with its own key-store connection
     return KafkaIngestWorker(store, kafka, default_region=settings.default_region,
-                             max_record_bytes=settings.max_record_bytes)
+                             max_record_bytes=settings.max_record_bytes, workers=settings.ingest_workers,
+                             sealing=sealer_spec(settings) if store.sealer is not None else None)
 
 
 def open_recorder(settings: Settings) -> JourneyRecorder:
@@ -192,17 +206,15 @@ def open_recorder(settings: Settings) -> JourneyRecorder:
 
 def open_key_store(settings: Settings) -> KeyStore:
     """The per-customer data keys, wrapped with the master key."""
-    from journey.crypto.keys import KeyWrap, PostgresKeyStore, SQLiteKeyStore
+    from journey.crypto.keys import KeyWrap, key_store_at
 
     wrap = KeyWrap(_master_key(settings))
     url = settings.key_store_url
     if url.startswith("postgres"):
         from journey.store.postgres import redact
 
-        base, _, query = url.partition("?")
-        schema = query.removeprefix("schema=") if query.startswith("schema=") else "journey_keys"
         try:
-            return PostgresKeyStore(base, schema, wrap)
+            return key_store_at(url, wrap)
         except Exception as error:  # psycopg's errors: connection, permission
             raise EventStoreError(
                 f"cannot open the key store at {redact(url)}: {str(error).splitlines()[0]}; "
@@ -211,7 +223,7 @@ def open_key_store(settings: Settings) -> KeyStore:
     path = Path(url.removeprefix("sqlite:///"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteKeyStore(str(path), wrap)
+        return key_store_at(url, wrap)
     except (OSError, sqlite3.Error) as error:
         raise EventStoreError(f"cannot open the key store at {path}: {error}; check JOURNEY_KEY_STORE") from None
 
@@ -221,11 +233,39 @@ def open_event_store(settings: Settings) -> EventStore:
     return Adapters(settings).store
 
 
+def open_reseal_target(settings: Settings, url: str) -> EventStore:
+    """A new event store at ``url`` sealing with the configured key store (for ``reseal``)."""
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigurationError(f"the target store must be sqlite:///PATH or postgresql://... (got {url!r})")
+    if url == settings.event_store_url:
+        raise ConfigurationError("the target store is the configured store; name a new one")
+    return open_event_store(dataclasses.replace(settings, event_store_url=url))
+
+
+def open_policy(settings: Settings) -> PropertyPolicy:
+    """The property policy: which custom properties analysts may see (the rest are sealed)."""
+    from journey.crypto.policy import load_policy
+
+    return load_policy(settings.property_policy_path)
+
+
+def sealer_spec(settings: Settings) -> SealerSpec:
+    """What an ingest worker needs to open its own key store and seal touches."""
+    from journey.crypto.sealing import SealerSpec
+
+    open_key_store(settings).close()  # fail here, with the setting named, not in a worker
+    return SealerSpec(settings.key_store_url, _master_key(settings), _hmac_secret(settings), open_policy(settings))
+
+
 def open_ingestor(settings: Settings, store: EventStore | None = None) -> Ingestor:
     from journey.ingest.pipeline import Ingestor
 
+    store = store or open_event_store(settings)
+    # worker processes seal with keys they open from the settings; without workers the
+    # store's own sealer does (an in-memory key store cannot be shared with a process)
     return Ingestor(
-        store or open_event_store(settings),
+        store,
+        sealing=sealer_spec(settings) if store.sealer is not None and settings.ingest_workers > 0 else None,
         default_region=settings.default_region,
         max_record_bytes=settings.max_record_bytes,
         batch_size=settings.batch_size,
@@ -243,15 +283,19 @@ def projection_paths(settings: Settings) -> ProjectionPaths:
 def open_pseudonymiser(settings: Settings, cache: int = 1_000_000) -> Pseudonymiser:
     """The pseudonym secret: from the environment, or from a file only its owner can
     read (created on first use). The secret never enters a database or a log."""
+    from journey.crypto.pseudonym import Pseudonymiser
+
+    return Pseudonymiser(_hmac_secret(settings), cache)
+
+
+def _hmac_secret(settings: Settings) -> bytes:
     if settings.hmac_secret is not None:
         secret = settings.hmac_secret.encode()
     else:
         secret = _secret_file(settings.hmac_secret_file, lambda: secrets.token_hex(32))
     if len(secret) < 16:
         raise ConfigurationError("the HMAC secret is shorter than 16 bytes; use a long random value")
-    from journey.crypto.pseudonym import Pseudonymiser
-
-    return Pseudonymiser(secret, cache)
+    return secret
 
 
 def _master_key(settings: Settings) -> bytes:

@@ -87,6 +87,9 @@ class Settings:
       ``journey/projections/default_stages.toml``); `journey rederive` applies a change
     - ``JOURNEY_SEGMENTS``: the segments file (TOML; default: ``journey/base/default_segments.toml``)
     - ``JOURNEY_WORKLISTS``: the worklist rules (TOML; default: ``journey/base/default_worklists.toml``)
+    - ``JOURNEY_PROPERTY_POLICY``: the property policy file (TOML; default: the policy shipped
+      in ``journey/crypto/default_properties.toml``): which custom-touch properties analysts
+      may see in the clear; every other custom property is sealed with the customer's keys
     - ``JOURNEY_HMAC_SECRET``: the pseudonym secret (at least 16 characters); unset
       means the file ``JOURNEY_HMAC_SECRET_FILE`` (default ``$JOURNEY_HOME/hmac.key``,
       created with mode 0600 on first use)
@@ -123,6 +126,7 @@ class Settings:
     stage_model_path: Path | None = None
     segments_path: Path | None = None
     worklists_path: Path | None = None
+    property_policy_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +167,7 @@ class Settings:
             stage_model_path=_existing(env, "JOURNEY_STAGE_MODEL"),
             segments_path=_existing(env, "JOURNEY_SEGMENTS"),
             worklists_path=_existing(env, "JOURNEY_WORKLISTS"),
+            property_policy_path=_existing(env, "JOURNEY_PROPERTY_POLICY"),
         )
 
     def dead_letter_topic_of(self, topic: str) -> str:

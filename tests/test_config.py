@@ -46,3 +46,19 @@ def test_the_stage_model_setting_names_an_existing_file(tmp_path: Path) -> None:
     assert Settings.from_env({"JOURNEY_STAGE_MODEL": str(model)}).stage_model_path == model
     with pytest.raises(ConfigurationError, match="JOURNEY_STAGE_MODEL"):
         Settings.from_env({"JOURNEY_STAGE_MODEL": str(tmp_path / "missing.toml")})
+
+
+def test_the_property_policy_is_a_file_setting(tmp_path) -> None:  # noqa: ANN001
+    from journey.bootstrap import open_policy
+
+    assert Settings.from_env({}).property_policy_path is None
+    assert "note" not in open_policy(Settings.from_env({"JOURNEY_HOME": str(tmp_path)})).analytic
+    policy = tmp_path / "properties.toml"
+    policy.write_text('[[property]]\nname = "note"\nkind = "text"\nanalytic = true\n')
+    settings = Settings.from_env({"JOURNEY_PROPERTY_POLICY": str(policy), "JOURNEY_HOME": str(tmp_path)})
+    assert settings.property_policy_path == policy and open_policy(settings).analytic == {"note"}
+    with pytest.raises(ConfigurationError, match="JOURNEY_PROPERTY_POLICY"):
+        Settings.from_env({"JOURNEY_PROPERTY_POLICY": str(tmp_path / "missing.toml")})
+    policy.write_text('[[property]]\nname = "note"\nkind = "prose"\nanalytic = true\n')
+    with pytest.raises(ConfigurationError, match="'kind' must be one of"):
+        open_policy(settings)

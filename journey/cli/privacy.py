@@ -98,4 +98,23 @@ def contacts(customers: IO[str] | None, channel: str, purpose: str, recall_days:
                    f"{'email' if channel == 'email' else 'phone'} (or forgotten)", err=True)
 
 
-COMMANDS = (forget, contacts)
+@click.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True)
+def reseal(target: str, as_json: bool) -> None:
+    """Copy every event into a NEW store at TARGET (sqlite:///PATH or postgresql://...),
+    sealed: brings events stored before sealing under crypto-shredding (docs/privacy.md)."""
+    from journey.privacy.reseal import reseal as copy_sealed
+
+    wired = adapters()
+    with progress("reseal", wired.store.position()) as bar:
+        summary = copy_sealed(wired.store, wired.reseal_target(target), progress=bar)
+    if as_json:
+        echo_json(vars(summary))
+        return
+    click.echo(f"read {summary.read:,}  written {summary.written:,}  already there {summary.already_there:,}  "
+               f"erased before {summary.erased:,}; set JOURNEY_EVENT_STORE to the new store, run `journey rebuild`, "
+               "then delete the old store and its backups")
+
+
+COMMANDS = (forget, contacts, reseal)

@@ -36,6 +36,7 @@ __all__ = [
     "PostgresKeyStore",
     "SQLiteKeyStore",
     "Subject",
+    "key_store_at",
 ]
 
 
@@ -304,3 +305,13 @@ class PostgresKeyStore(KeyStore):
 
     def close(self) -> None:
         self._con.close()
+
+
+def key_store_at(url: str, wrap: KeyWrap) -> KeyStore:
+    """The key store a ``JOURNEY_KEY_STORE`` URL names: ``sqlite:///PATH`` or
+    ``postgresql://...[?schema=NAME]`` (schema ``journey_keys`` by default)."""
+    if url.startswith("postgres"):
+        base, _, query = url.partition("?")
+        schema = query.removeprefix("schema=") if query.startswith("schema=") else "journey_keys"
+        return PostgresKeyStore(base, schema, wrap)
+    return SQLiteKeyStore(url.removeprefix("sqlite:///"), wrap)

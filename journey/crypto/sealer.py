@@ -8,6 +8,10 @@ the stored JSON keeps its shape and the projector reads the key id without
 decrypting. AES-SIV is deterministic: the same identifier under the same key always
 seals to the same string, which keeps repeated identifiers cheap to seal and to map.
 
+Custom touches are private by default: every property of a custom touch that the
+property policy (``journey.crypto.policy``) does not declare analytic is sealed too,
+as its JSON text (``orjson.dumps(value)``) with the primary key.
+
 Everything else (type, times, channel, doctor, amounts...) stays readable: those are
 the non-personal facts that aggregates keep after a customer is forgotten.
 """
@@ -24,12 +28,14 @@ from cryptography.exceptions import InvalidTag
 
 from journey.domain.values import IDENTIFIER_KINDS, PERSONAL_PROPERTIES
 from journey.crypto.keys import DataKey, KeyStore, Subject
+from journey.crypto.policy import PropertyPolicy, default_policy
 
 __all__ = ["PREFIX", "Sealer", "key_id_of"]
 
 PREFIX = "enc1:"
 _CACHE = 50_000
 _FREE_TEXT = b"free-text"
+_CUSTOM = b"custom-property"
 
 
 def key_id_of(value: str) -> str | None:
@@ -40,8 +46,10 @@ def key_id_of(value: str) -> str | None:
 class Sealer:
     """Seals touches on the way into the event store and unseals them on the way out."""
 
-    def __init__(self, keys: KeyStore, pseudonym: Any) -> None:
+    def __init__(self, keys: KeyStore, pseudonym: Any, policy: PropertyPolicy | None = None) -> None:
         self.keys = keys
+        self.analytic = (policy or default_policy()).analytic
+        """Custom properties stored in the clear; every other custom property is sealed."""
         self.pseudonym = pseudonym
         """``(kind, value) -> keyed pseudonym`` (``Pseudonymiser.key``): names keys."""
         self._cache: dict[str, DataKey] = {}
@@ -84,6 +92,11 @@ class Sealer:
         touch["customer"] = sealed
         properties = touch.get("properties")
         if properties and primary is not None:
+            if touch.get("type") == "custom":
+                for name, value in properties.items():
+                    if name not in self.analytic and value is not None:
+                        properties[name] = _seal_text(primary, orjson.dumps(value).decode(), _CUSTOM)
+                return touch
             for name in PERSONAL_PROPERTIES:
                 if isinstance(properties.get(name), str):
                     properties[name] = _seal_text(primary, properties[name], _FREE_TEXT)
@@ -105,7 +118,18 @@ class Sealer:
                 opened[kind] = plain
         touch = {**touch, "customer": opened}
         properties = touch.get("properties")
-        if properties:
+        if properties and touch.get("type") == "custom":
+            properties = dict(properties)
+            for name, value in touch["properties"].items():
+                if isinstance(value, str) and value.startswith(PREFIX):
+                    plain = self._unseal_value(value, _CUSTOM.decode())
+                    if plain is None:
+                        del properties[name]
+                        erased = True
+                    else:
+                        properties[name] = orjson.loads(plain)
+            touch["properties"] = properties
+        elif properties:
             properties = dict(properties)
             for name in PERSONAL_PROPERTIES:
                 value = properties.get(name)

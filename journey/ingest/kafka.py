@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from threading import Event
 
@@ -26,6 +27,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from journey.crypto.sealing import SealerSpec
 from journey.errors import JourneyError
 from journey.ingest.pipeline import IngestSummary, Ingestor
 from journey.ingest.sources import RawRecord
@@ -71,11 +73,17 @@ class _Resume(ConsumerRebalanceListener):
 
 
 class KafkaIngestWorker:
+    """Polls partition batches and puts them through the ingest pipeline: with
+    ``workers``, validation and sealing (``sealing``) run in worker processes on the
+    batches polled ahead while this process appends, in order, each batch with its
+    Kafka position."""
+
     def __init__(self, store: EventStore, settings: KafkaSettings, *, default_region: str | None = None,
-                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+                 max_record_bytes: int = MAX_RECORD_BYTES, workers: int = 0, sealing: SealerSpec | None = None) -> None:
         self.store = store
         self.settings = settings
-        self.validator = Ingestor(store, default_region=default_region, max_record_bytes=max_record_bytes)
+        self.validator = Ingestor(store, default_region=default_region, max_record_bytes=max_record_bytes,
+                                  workers=workers, sealing=sealing)
         try:
             self.consumer = KafkaConsumer(
                 bootstrap_servers=settings.bootstrap, group_id=settings.group,
@@ -96,30 +104,43 @@ class KafkaIngestWorker:
         """Consume until ``stop`` is set, or until nothing arrived for ``until_idle`` seconds."""
         stop = stop or Event()
         summary = IngestSummary()
-        started = last_message = time.monotonic()
+        started = time.monotonic()
+        polled: deque[tuple[TopicPartition, list]] = deque()
         try:
-            while not stop.is_set():
-                polled = self.consumer.poll(timeout_ms=500, max_records=self.settings.max_batch)
-                if not polled:
-                    if not self.consumer.assignment():  # still joining the group: not idle yet
-                        last_message = time.monotonic()
-                    elif until_idle is not None and time.monotonic() - last_message >= until_idle:
-                        break
-                    continue
-                last_message = time.monotonic()
-                for tp, messages in polled.items():
-                    self._store(tp, messages, summary)
-                    if progress:
-                        progress(len(messages))
+            batches = self._poll(stop, until_idle, polled)
+            for _records, (accepted, rejected) in self.validator.validated(batches, stream=True):
+                tp, messages = polled.popleft()
+                self._store(tp, messages, accepted, rejected, summary)
+                if progress:
+                    progress(len(messages))
         finally:
             summary.seconds = time.monotonic() - started
             self.close()
         return summary
 
-    def _store(self, tp: TopicPartition, messages: list, summary: IngestSummary) -> None:
+    def _poll(self, stop: Event, until_idle: float | None,
+              polled: deque[tuple[TopicPartition, list]]) -> Iterator[list[RawRecord]]:
+        """Partition batches as records, in poll order (``polled`` gets each one's
+        partition and messages), until ``stop`` or ``until_idle`` seconds of nothing."""
+        last_message = time.monotonic()
+        while not stop.is_set():
+            batch = self.consumer.poll(timeout_ms=500, max_records=self.settings.max_batch)
+            if not batch:
+                if not self.consumer.assignment():  # still joining the group: not idle yet
+                    last_message = time.monotonic()
+                elif until_idle is not None and time.monotonic() - last_message >= until_idle:
+                    return
+                yield []  # a tick: what is in flight gets stored now
+                continue
+            last_message = time.monotonic()
+            for tp, messages in batch.items():
+                source = f"kafka:{tp.topic}/{tp.partition}"
+                polled.append((tp, messages))
+                yield [RawRecord(source, f"offset {m.offset}", m.value or b"") for m in messages]
+
+    def _store(self, tp: TopicPartition, messages: list, accepted: list, rejected: list[Rejection],
+               summary: IngestSummary) -> None:
         source = f"kafka:{tp.topic}/{tp.partition}"
-        records = [RawRecord(source, f"offset {m.offset}", m.value or b"") for m in messages]
-        accepted, rejected = self.validator.validate(records)
         last = messages[-1].offset
         try:
             outcome = self.store.append(accepted, rejected, tracking=Tracking(tracking_name(tp.topic, tp.partition), last))

@@ -17,6 +17,8 @@ from itertools import chain, islice
 
 import orjson
 
+from journey.crypto.sealer import Sealer
+from journey.crypto.sealing import SealerSpec
 from journey.domain.touch import parse_touch
 from journey.errors import InvalidTouchError
 from journey.ingest.sources import RawRecord
@@ -64,14 +66,37 @@ def _event_id_of(raw: bytes) -> str | None:
     return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 200 else None
 
 
-Checked = tuple[list[tuple[int, str, str, bytes]], list[tuple[int, str, str, str | None]]]
-"""Per batch: accepted ``(index, event_id, type, content)`` and rejected
-``(index, code, reason, event_id)``; small and cheap to send between processes."""
+Checked = tuple[list[tuple[int, str, str, bytes, bytes | None]], list[tuple[int, str, str, str | None]]]
+"""Per batch: accepted ``(index, event_id, type, content, sealed content or None)`` and
+rejected ``(index, code, reason, event_id)``; small and cheap to send between processes."""
+
+_worker_sealer: Sealer | None = None
+"""In a worker process: its own sealer (its own key-store connection), opened at start."""
+
+
+def _start_worker(spec: SealerSpec | None) -> None:
+    global _worker_sealer
+    _worker_sealer = spec.open() if spec is not None else None
+
+
+def _ready() -> bool:
+    """A no-op task: returns once this worker has started (its initializer has run)."""
+    return True
+
+
+def check_and_seal(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
+    """In a worker: validate a batch, then seal its accepted touches with this
+    worker's sealer, so the writing process only appends."""
+    accepted, rejected = check(raws, default_region, max_bytes)
+    if _worker_sealer is not None and accepted:
+        sealed = _worker_sealer.seal_all([a[3] for a in accepted])
+        accepted = [(*a[:4], s) for a, s in zip(accepted, sealed)]
+    return accepted, rejected
 
 
 def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
     """Validate a batch of raw records. A pure function, so it can run in a worker."""
-    accepted: list[tuple[int, str, str, bytes]] = []
+    accepted: list[tuple[int, str, str, bytes, bytes | None]] = []
     rejected: list[tuple[int, str, str, str | None]] = []
     for index, raw in enumerate(raws):
         try:
@@ -80,7 +105,7 @@ def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> 
             event_id = None if error.code == "oversized" else _event_id_of(raw)
             rejected.append((index, error.code, error.reason, event_id))
         else:
-            accepted.append((index, touch.event_id, touch.type, touch.content_json()))  # type: ignore[attr-defined]
+            accepted.append((index, touch.event_id, touch.type, touch.content_json(), None))  # type: ignore[attr-defined]
     return accepted, rejected
 
 
@@ -106,9 +131,9 @@ def _batches(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord
 def _assemble(batch: Sequence[RawRecord], checked: Checked) -> tuple[list[Submission], list[Rejection]]:
     accepted, rejected = checked
     submissions = []
-    for index, event_id, type_, content in accepted:
+    for index, event_id, type_, content, sealed in accepted:
         record = batch[index]
-        submissions.append(Submission(event_id, type_, content, record.source, record.locator, record.raw))
+        submissions.append(Submission(event_id, type_, content, record.source, record.locator, record.raw, sealed))
     rejections = []
     for index, code, reason, event_id in rejected:
         record = batch[index]
@@ -127,42 +152,56 @@ class Ingestor:
         max_record_bytes: int = MAX_RECORD_BYTES,
         batch_size: int = 5000,
         workers: int = 0,
+        sealing: SealerSpec | None = None,
     ) -> None:
-        """``workers``: processes that validate while this one writes; 0 validates
-        here. Worker processes start from a fork server, so a script that uses them
+        """``workers``: processes that validate (and, given ``sealing``, seal with
+        their own key-store connections) while this one writes; 0 validates here and
+        the store seals. An input of one batch is handled here, without starting
+        workers. Worker processes start from a fork server, so a script that uses them
         needs the ``if __name__ == "__main__":`` guard (the ``journey`` command has it)."""
         self.store = store
         self.default_region = default_region
         self.max_record_bytes = max_record_bytes
         self.batch_size = batch_size
         self.workers = workers
+        self.sealing = sealing
 
     def validate(self, batch: Sequence[RawRecord]) -> tuple[list[Submission], list[Rejection]]:
         """Validate a batch here, in this process."""
         return _assemble(batch, check([r.raw for r in batch], self.default_region, self.max_record_bytes))
 
-    def _validated(
-        self, batches: Iterable[list[RawRecord]]
+    def validated(
+        self, batches: Iterable[list[RawRecord]], *, stream: bool = False
     ) -> Iterator[tuple[list[RawRecord], tuple[list[Submission], list[Rejection]]]]:
-        """Validated batches in input order. With ``workers > 1`` and more than one
-        batch of input, validation runs in worker processes while this one stores."""
+        """Validated (and, with workers and ``sealing``, sealed) batches in input
+        order. With ``workers >= 1`` and more than one batch of input, the work runs
+        in worker processes, up to ``2 * workers`` batches ahead, while the caller
+        stores; a single batch is validated here (no worker start-up).
+
+        An empty batch is a tick from a source with nothing new (a Kafka poll that
+        timed out): every batch in flight is finished and handed over, none is kept.
+        ``stream``: a long-running source (Kafka): start the workers at once."""
         iterator = iter(batches)
-        first = next(iterator, None)
-        if first is None:
-            return
-        second = next(iterator, None)
-        if self.workers < 1 or second is None:
-            for batch in chain([first], [second] if second else [], iterator):
-                yield batch, self.validate(batch)
+        head = [] if stream else list(islice((b for b in iterator if b), 2))
+        if self.workers < 1 or (len(head) < 2 and not stream):  # one batch: not worth starting workers
+            for batch in chain(head, iterator):
+                if batch:
+                    yield batch, self.validate(batch)
             return
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["journey.ingest.pipeline"])
-        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(self.sealing,)) as pool:
+            if stream:  # start (and open the key stores of) every worker before consuming
+                for warm in [pool.submit(_ready) for _ in range(self.workers)]:
+                    warm.result()
             pending: deque[tuple[list[RawRecord], Future[Checked]]] = deque()
-            for batch in chain([first, second], iterator):
-                raws = [r.raw for r in batch]
-                pending.append((batch, pool.submit(check, raws, self.default_region, self.max_record_bytes)))
-                if len(pending) > 2 * self.workers:
+            for batch in chain(head, iterator):
+                if batch:
+                    raws = [r.raw for r in batch]
+                    pending.append((batch, pool.submit(check_and_seal, raws, self.default_region,
+                                                       self.max_record_bytes)))
+                while pending and (not batch or len(pending) > 2 * self.workers or pending[0][1].done()):
                     done, future = pending.popleft()
                     yield done, _assemble(done, future.result())
             while pending:
@@ -174,7 +213,7 @@ class Ingestor:
         summary = IngestSummary()
         started = time.perf_counter()
         with _few_collections():
-            for batch, (accepted, rejected) in self._validated(_batches(records, self.batch_size)):
+            for batch, (accepted, rejected) in self.validated(_batches(records, self.batch_size)):
                 outcome = self.store.append(accepted, rejected)
                 summary.read += len(batch)
                 summary.accepted += outcome.accepted

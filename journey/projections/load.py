@@ -52,9 +52,15 @@ PROPERTY_FIELDS = [
     ("answered", "answered"), ("outcome", "outcome"), ("status", "status"), ("rating", "rating"),
 ]
 _PATHS = "[" + ", ".join(f"'$.{path}'" for _, path in PROPERTY_FIELDS) + "]"
-_PROPERTY_COLUMNS = ",\n    ".join(f"v[{i}] AS {name}" for i, (name, _) in enumerate(PROPERTY_FIELDS, start=1))
 # Free text and names never reach the analytics database (merge-patch nulls remove keys).
 _PRIVATE = orjson.dumps(dict.fromkeys(PERSONAL_PROPERTIES)).decode()
+# A sealed custom property (not declared analytic in the property policy) reaches
+# analysts only as "present"; a sealed value is never a column's value.
+_PRESENT = "regexp_replace(CAST(json_merge_patch(properties, '{private}') AS VARCHAR), " \
+    "'\"$prefix[^\"]*\"', '\"present\"', 'g')".format(private=_PRIVATE)
+_PROPERTY_COLUMNS = ",\n    ".join(
+    f"CASE WHEN NOT starts_with(v[{i}], '$prefix') THEN v[{i}] END AS {name}"
+    for i, (name, _) in enumerate(PROPERTY_FIELDS, start=1))
 
 _STAGE = f"""
 CREATE OR REPLACE TEMP TABLE parsed AS
@@ -65,7 +71,7 @@ SELECT position, topic,
     customer.customer_id AS patient_id, customer.phone AS phone, customer.email AS email,
     customer.anonymous_id AS anonymous_id,
     CASE WHEN starts_with(primary_id, '$prefix') THEN split_part(primary_id, ':', 2) END AS key_id,
-    json_merge_patch(properties, '{_PRIVATE}') AS properties,
+    CAST({_PRESENT} AS JSON) AS properties,
     {_PROPERTY_COLUMNS}
 FROM (
     SELECT p AS position, t AS topic, s.recorded_at AS recorded_at, s.class_version AS class_version,

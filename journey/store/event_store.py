@@ -40,6 +40,8 @@ class Submission(NamedTuple):
     source: str
     locator: str
     raw: bytes
+    sealed: bytes | None = None
+    """The stored form (personal fields sealed), when a worker sealed it already."""
 
     @classmethod
     def of(cls, touch: TouchBase, source: str = "python", locator: str = "", raw: bytes | None = None) -> Submission:  # noqa: E501
@@ -93,7 +95,8 @@ class EventStore:
         when = (recorded_at or datetime.now(timezone.utc)).isoformat()
         for _attempt in range(_RETRIES):
             fresh, duplicates, conflicts = self._classify(submissions)
-            events = self.mapper.stored_touches(((s.type, s.event_id, s.content) for s in fresh), when)
+            events = self.mapper.stored_touches(
+                ((s.type, s.event_id, s.content, s.sealed) for s in fresh), when)
             accepted_ids = [s.event_id for s in fresh]
             if tracking is not None and self.recorder.has_tracking_id(
                 tracking.application_name, tracking.notification_id

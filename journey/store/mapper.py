@@ -57,18 +57,25 @@ class JourneyMapper(Mapper[str]):
         state = b'{"touch":' + touch_json + b',"recorded_at":"' + recorded_at.encode() + tail
         return StoredEvent(stream, 1, topic, self._seal(state))
 
-    def stored_touches(self, touches: Iterable[tuple[str, str, bytes]], recorded_at: str) -> list[StoredEvent]:
-        """Stored events of ``(type, event_id, touch JSON)`` triples, all recorded at once.
+    def stored_touches(
+        self, touches: Iterable[tuple[str, str, bytes, bytes | None]], recorded_at: str
+    ) -> list[StoredEvent]:
+        """Stored events of ``(type, event_id, touch JSON, sealed JSON or None)``, all
+        recorded at once. A touch an ingest worker sealed already is stored as sealed;
+        the others are sealed here (when this store seals).
 
         The batch form of ``stored``: the ingest hot path, so lookups are hoisted."""
-        if self.sealer is not None:
-            touches = list(touches)
-            sealed = self.sealer.seal_all([t[2] for t in touches])
-            touches = [(t[0], t[1], s) for t, s in zip(touches, sealed)]
+        touches = list(touches)
+        unsealed = [i for i, t in enumerate(touches) if t[3] is None]
+        if self.sealer is not None and unsealed:
+            sealed = self.sealer.seal_all([touches[i][2] for i in unsealed])
+            for i, text in zip(unsealed, sealed):
+                touches[i] = (*touches[i][:3], text)
         at = recorded_at.encode()
         heads: dict[str, tuple[str, bytes]] = {}
         out = []
-        for type_, event_id, touch_json in touches:
+        for type_, event_id, plain, sealed_json in touches:
+            touch_json = plain if sealed_json is None else sealed_json
             head = heads.get(type_)
             if head is None:
                 cls = recorded_class(type_)

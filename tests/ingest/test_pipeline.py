@@ -106,3 +106,44 @@ def test_retry_resolves_every_copy_of_a_record_quarantined_twice(store: EventSto
     summary = Ingestor(store, default_region="RU").retry_quarantine()
     assert (summary.accepted, summary.duplicates) == (1, 1)
     assert store.recorder.count_quarantine() == 0
+
+
+def test_workers_seal_with_their_own_key_stores_and_make_each_key_once(tmp_path) -> None:  # noqa: ANN001
+    """Two workers seal the same identifiers at once: one key per identifier, the
+    writer only appends what they sealed, and every touch reads back whole."""
+    from journey.crypto.keys import SQLiteKeyStore
+    from journey.crypto.sealing import SealerSpec
+    from journey.store.sqlite import open_sqlite
+    from tests.stores import WRAP, sealed
+
+    keys_path = tmp_path / "keys.sqlite"
+    store = sealed(open_sqlite(str(tmp_path / "e.sqlite")), SQLiteKeyStore(str(keys_path), WRAP))
+    spec = SealerSpec(f"sqlite:///{keys_path}", b"m" * 32, b"test-secret-0123456789abcdef")
+    lines = [raw(touch(event_id=f"k-{i}", customer={"customer_id": f"c-{i % 30}", "phone": f"+7916{i % 30:07d}"}))
+             for i in range(400)]
+    ingestor = Ingestor(store, batch_size=20, workers=2, sealing=spec)
+    stored_sealed = [s.sealed for _, (subs, _) in ingestor.validated([records(*lines)[i:i + 20]
+                                                                         for i in range(0, 400, 20)]) for s in subs]
+    assert len(stored_sealed) == 400 and all(s and b'"enc1:' in s for s in stored_sealed)
+    summary = ingestor.ingest(records(*lines))
+    assert summary.accepted == 400
+    assert store.sealer.keys.generation() == 0
+    count = store.sealer.keys._con.execute("SELECT count(*), count(DISTINCT subject) FROM journey_keys").fetchone()
+    assert count == (60, 60)  # 30 customer ids + 30 phones, each keyed once
+    events = {e.event_id: e.touch for _, e in store.read()}
+    assert events["k-33"]["customer"] == {"customer_id": "c-3", "phone": "+79160000003"}
+    assert b"c-3" not in (tmp_path / "e.sqlite").read_bytes()
+
+
+def test_a_small_ingest_starts_no_workers(monkeypatch) -> None:  # noqa: ANN001
+    import journey.ingest.pipeline as pipeline
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a worker pool was started for one batch")
+
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", refuse)
+    from journey.store.recorder import InMemoryJourneyRecorder
+
+    store = EventStore(InMemoryJourneyRecorder())
+    lines = [raw(touch(event_id=f"s-{i}")) for i in range(300)]
+    assert Ingestor(store, batch_size=5000, workers=2).ingest(records(*lines)).accepted == 300

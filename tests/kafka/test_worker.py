@@ -16,6 +16,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from journey.demo import generate_clinic
+from journey.domain.touch import parse_touch
 from journey.errors import InvalidTouchError
 from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings, tracking_name
 from journey.privacy.forget import forget
@@ -203,3 +204,26 @@ def test_the_worker_stops_cleanly_on_sigterm(broker: str, topic: str, tmp_path: 
     import json
 
     assert json.loads(out)["accepted"] == 50
+
+
+def test_the_worker_seals_in_worker_processes_like_the_file_ingest(broker: str, topic: str, tmp_path: Path) -> None:
+    """The same pipeline as `journey ingest`: two worker processes validate and seal,
+    each with its own key-store connection; the worker only appends, in order."""
+    from journey.crypto.keys import SQLiteKeyStore
+    from journey.crypto.sealing import SealerSpec
+    from tests.stores import WRAP
+
+    records = produce(broker, topic, 900)
+    keys_path = tmp_path / "keys.sqlite"
+    store = sealed(open_sqlite(str(tmp_path / "events.sqlite")), SQLiteKeyStore(str(keys_path), WRAP))
+    spec = SealerSpec(f"sqlite:///{keys_path}", b"m" * 32, b"test-secret-0123456789abcdef")
+    summary = KafkaIngestWorker(store, KafkaSettings(broker, topic, f"{topic}.dead-letter", f"group-{topic}",
+                                                     max_batch=100), workers=2, sealing=spec).run(until_idle=2)
+    assert (summary.read, summary.accepted, summary.quarantined) == (900, 900, 0)
+    stored = {e.event_id: e.touch for _, e in store.read()}
+    assert stored == {r["event_id"]: orjson.loads(parse_touch(orjson.dumps(r)).content_json()) for r in records}
+    phones = {t["customer"]["phone"] for t in stored.values() if "phone" in t.get("customer", {})}
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("events.sqlite*"))
+    assert phones and not any(p.encode() in data for p in phones)
+    positions = [store.recorder.max_tracking_id(tracking_name(topic, p)) for p in range(3)]
+    assert sum(p + 1 for p in positions if p is not None) == 900
