@@ -72,9 +72,11 @@ def _print_cohorts(cohorts: list[Any], period: str) -> None:
 @click.option("--event", default="any", show_default=True,
               help="what counts as active: a touch type, an activity, stage:NAME or any")
 @click.option("--periods", type=int, default=8, show_default=True, help="periods shown when --from is not given")
+@click.option("--by", type=click.Choice(["first_channel", "first_visit_doctor"]), default=None,
+              help="break down by the customer's first channel or first-visit doctor")
 @_calendar_options
-def lifecycle(event: str, periods: int, period: str, start: str | None, end: str | None, timezone: str,
-              week_start: str, as_json: bool) -> None:
+def lifecycle(event: str, periods: int, by: str | None, period: str, start: str | None, end: str | None,
+              timezone: str, week_start: str, as_json: bool) -> None:
     """Per period: new, returning, resurrecting and dormant customers."""
     from journey.cohorts.lifecycle import lifecycle as compute
     from journey.cohorts.periods import Calendar, parse_event
@@ -83,12 +85,19 @@ def lifecycle(event: str, periods: int, period: str, start: str | None, end: str
     calendar = Calendar(period, timezone, week_start)  # type: ignore[arg-type]
     with open_snapshot(adapters().analytics) as con:
         result = compute(con, parse_event(event), calendar, start=moment(start, "--from"), end=moment(end, "--to"),
-                         periods=periods)
+                         periods=periods, by=by)
     if as_json:
         echo_json(result.to_dict())
         return
+    _print_periods(result.periods)
+    for value, part in (result.breakdown or {}).items():
+        click.echo(f"\n{by} = {value}")
+        _print_periods(part)
+
+
+def _print_periods(periods: list[Any]) -> None:
     print_table(["period", "new", "returning", "resurrecting", "dormant"],
-                [(p.start.isoformat(), p.new, p.returning, p.resurrecting, p.dormant) for p in result.periods])
+                [(p.start.isoformat(), p.new, p.returning, p.resurrecting, p.dormant) for p in periods])
 
 
 COMMANDS = (retention, lifecycle)

@@ -18,11 +18,13 @@ import duckdb
 
 from journey.errors import InputError
 
-__all__ = ["PERIODS", "WEEK_STARTS", "Calendar", "EventMatch", "parse_event"]
+__all__ = ["BREAKDOWNS", "PERIODS", "WEEK_STARTS", "breakdown_sql", "Calendar", "EventMatch", "parse_event"]
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[str, ...] = ("day", "week", "month")
 WEEK_STARTS: tuple[str, ...] = ("monday", "sunday")
+BREAKDOWNS: tuple[str, ...] = ("first_channel", "first_visit_doctor")
+"""Columns of ``customers`` retention and lifecycle can be broken down by."""
 _ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*")
 
 
@@ -111,3 +113,11 @@ class Calendar:
         rows = con.execute(f"SELECT CAST(unnest(generate_series($first::DATE, $last::DATE, {self.step_sql()})) "
                            "AS DATE)", {"first": first, "last": last}).fetchall()
         return [r[0] for r in rows]
+
+
+def breakdown_sql(by: str | None) -> tuple[str, str]:
+    """SQL for a breakdown of ``touchpoints t``: the group expression and the join it needs."""
+    if by is None:
+        return "'all'", ""
+    column = BREAKDOWNS[BREAKDOWNS.index(by)]  # the SQL name is ours
+    return f"coalesce(cu.{column}, '(none)')", "LEFT JOIN customers cu USING (customer_id)"

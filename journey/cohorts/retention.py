@@ -17,15 +17,13 @@ from datetime import date, datetime
 
 import duckdb
 
-from journey.cohorts.periods import Calendar, EventMatch
+from journey.cohorts.periods import BREAKDOWNS, Calendar, EventMatch, breakdown_sql
 from journey.errors import InputError
 from journey.projections.publish import data_now
 
 __all__ = ["Cohort", "Retention", "retention"]
 
 MAX_INTERVALS = 400
-BREAKDOWNS = ("first_channel", "first_visit_doctor")
-"""Columns of ``customers`` a retention can be broken down by."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,7 @@ def retention(con: duckdb.DuckDBPyConnection, start_event: EventMatch, return_ev
     starts = ("SELECT customer_id, any_value(grp) AS grp, min(period) FILTER (WHERE is_start) AS cohort "
               "FROM touches GROUP BY customer_id" if first_time
               else "SELECT DISTINCT customer_id, grp, period AS cohort FROM touches WHERE is_start")
-    group, join = ((f"coalesce(cu.{by}, '(none)')", "LEFT JOIN customers cu USING (customer_id)") if by is not None
-                   else ("'all'", ""))
+    group, join = breakdown_sql(by)
     is_start, start_name = start_event.condition("start_name")
     is_return, return_name = return_event.condition("return_name")
     rows = con.execute(f"""

@@ -49,3 +49,21 @@ def test_new_means_the_first_touch_of_any_kind_not_the_first_event() -> None:
     result = lifecycle(con, parse_event("visit"), Calendar("month"), start=datetime(2025, 1, 1, tzinfo=UTC),
                        end=datetime(2025, 3, 1, tzinfo=UTC))
     assert [(p.new, p.resurrecting, p.dormant) for p in result.periods] == [(0, 0, 0), (1, 1, 0), (0, 0, 2)]
+
+
+def test_a_breakdown_splits_the_series_and_adds_up_to_them() -> None:
+    con = touchpoints(TREND)
+    con.execute("CREATE TABLE customers AS SELECT * FROM (VALUES ('p1', 'Dr. Volkov'), ('p2', 'Dr. Volkov'), "
+                "('p3', 'Dr. Petrov')) c(customer_id, first_visit_doctor)")
+    whole = lifecycle(con, parse_event("pageview"), Calendar("day"), start=datetime(2020, 1, 12, tzinfo=UTC),
+                      end=datetime(2020, 1, 19, tzinfo=UTC))
+    split = lifecycle(con, parse_event("pageview"), Calendar("day"), start=datetime(2020, 1, 12, tzinfo=UTC),
+                      end=datetime(2020, 1, 19, tzinfo=UTC), by="first_visit_doctor")
+    assert split.breakdown is not None and sorted(split.breakdown) == ["(none)", "Dr. Petrov", "Dr. Volkov"]
+    assert split.periods == whole.periods
+    assert _series_of(split.breakdown["(none)"], "new") == [0, 0, 0, 1, 0, 0, 0, 0]  # p4, no first visit
+    assert _series_of(split.breakdown["Dr. Petrov"], "dormant") == [0, 1, 0, 0, 0, 0, 0, 0]  # p3
+
+
+def _series_of(periods: list, status: str) -> list[int]:
+    return [getattr(p, status) for p in periods]
