@@ -8,6 +8,11 @@ the stored JSON keeps its shape and the projector reads the key id without
 decrypting. AES-SIV is deterministic: the same identifier under the same key always
 seals to the same string, which keeps repeated identifiers cheap to seal and to map.
 
+A patient's referral (``type: referral``, ``kind: patient``) names the referring
+patient's ``customer_id`` in ``referrer``: it is sealed as that patient's
+``customer_id`` (their key, the same sealed string as in their own touches), so the
+projector credits the referrer by pseudonym and forgetting the referrer shreds it.
+
 Custom touches are private by default: every property of a custom touch that the
 property policy (``journey.crypto.policy``) does not declare analytic is sealed too,
 as its JSON text (``orjson.dumps(value)``) with the primary key.
@@ -30,7 +35,7 @@ from journey.domain.values import IDENTIFIER_KINDS, PERSONAL_PROPERTIES
 from journey.crypto.keys import DataKey, KeyStore, Subject
 from journey.crypto.policy import PropertyPolicy, default_policy
 
-__all__ = ["PREFIX", "Sealer", "key_id_of"]
+__all__ = ["PREFIX", "Sealer", "key_id_of", "referring_patient"]
 
 PREFIX = "enc1:"
 _CACHE = 50_000
@@ -85,10 +90,7 @@ class Sealer:
             pseudonym = self.pseudonym(kind, value)
             key = self._cache[pseudonym]
             primary = primary or key
-            text = self._sealed.get(pseudonym)
-            if text is None:
-                text = self._sealed[pseudonym] = _seal_text(key, value, kind.encode())
-            sealed[kind] = text
+            sealed[kind] = self._seal_identifier(kind, value)
         touch["customer"] = sealed
         properties = touch.get("properties")
         if properties and primary is not None:
@@ -100,7 +102,17 @@ class Sealer:
             for name in PERSONAL_PROPERTIES:
                 if isinstance(properties.get(name), str):
                     properties[name] = _seal_text(primary, properties[name], _FREE_TEXT)
+            referrer = referring_patient(touch)
+            if referrer is not None:
+                properties["referrer"] = self._seal_identifier("customer_id", referrer)
         return touch
+
+    def _seal_identifier(self, kind: str, value: str) -> str:
+        pseudonym = self.pseudonym(kind, value)
+        text = self._sealed.get(pseudonym)
+        if text is None:
+            text = self._sealed[pseudonym] = _seal_text(self._cache[pseudonym], value, kind.encode())
+        return text
 
     def unseal(self, touch: dict[str, Any]) -> dict[str, Any]:
         """The touch with its sealed values decrypted. A value whose key was destroyed
@@ -140,6 +152,13 @@ class Sealer:
                         erased = True
                     else:
                         properties[name] = plain
+            referrer = properties.get("referrer")
+            if touch.get("type") == "referral" and isinstance(referrer, str) and referrer.startswith(PREFIX):
+                plain = self._unseal_value(referrer, "customer_id")
+                if plain is None:
+                    del properties["referrer"]  # the referrer was forgotten, not this customer
+                else:
+                    properties["referrer"] = plain
             touch["properties"] = properties
         if erased:
             touch["erased"] = True
@@ -175,9 +194,24 @@ class Sealer:
             self._generation = generation
 
 
+def referring_patient(touch: dict[str, Any]) -> str | None:
+    """The referring patient's customer_id of a patient's referral, else None."""
+    properties = touch.get("properties") or {}
+    referrer = properties.get("referrer")
+    if touch.get("type") == "referral" and properties.get("kind") == "patient" and isinstance(referrer, str) \
+            and not referrer.startswith(PREFIX):
+        return referrer
+    return None
+
+
 def _identifiers(touch: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    """The identifiers a touch's sealing needs keys for: its customer's, and a referring patient's."""
     customer = touch.get("customer") or {}
-    return ((kind, value) for kind, value in customer.items() if kind in IDENTIFIER_KINDS and isinstance(value, str))
+    found = [(kind, value) for kind, value in customer.items() if kind in IDENTIFIER_KINDS and isinstance(value, str)]
+    referrer = referring_patient(touch) if found else None
+    if referrer is not None:
+        found.append(("customer_id", referrer))
+    return found
 
 
 def _seal_text(key: DataKey, value: str, associated: bytes) -> str:

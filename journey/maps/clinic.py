@@ -191,3 +191,36 @@ def compliance(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]] | None:
     return con.execute("SELECT channel, purpose, reason, count(*) AS messages, "
                        "count(DISTINCT customer_id) AS patients FROM consent_violations "
                        "GROUP BY ALL ORDER BY messages DESC").fetchall()
+
+
+@dataclass(frozen=True)
+class StageChange:
+    """A stage's loss rate in its latest decided month against the decided month before."""
+
+    stage: str
+    next_stage: str
+    owners: list[str]
+    month: Any
+    entered: int
+    lost: int
+    loss_rate: float
+    previous_month: Any
+    previous_entered: int
+    previous_lost: int
+    previous_loss_rate: float
+    change_points: float
+    p_value: float | None
+    q_value: float | None
+    significant: bool
+    worse: bool
+
+
+def stage_changes(con: duckdb.DuckDBPyConnection) -> list[StageChange] | None:
+    """What changed (``stage_changes``), the significant first, then the largest rise."""
+    if not has_table(con, "stage_changes"):
+        return None
+    rows = con.execute(
+        "SELECT stage, next_stage, owners, month, entered, lost, loss_rate, previous_month, previous_entered, "
+        "previous_lost, previous_loss_rate, change_points, p_value, q_value, significant, worse "
+        "FROM stage_changes ORDER BY significant DESC, change_points DESC, stage").fetchall()
+    return [StageChange(*row) for row in rows]

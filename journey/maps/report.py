@@ -141,6 +141,37 @@ def _attention(con: duckdb.DuckDBPyConnection) -> str:
     return f"<ol class=\"attention\">{items}</ol>"
 
 
+def _owner_words(owners: Sequence[str]) -> str:
+    """``["branch", "administrator"]`` -> ``branches and administrators``."""
+    words = [o + ("es" if o.endswith("ch") else "s") for o in owners]
+    if not words:
+        return "nobody named in the stage model"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _changes(con: duckdb.DuckDBPyConnection) -> str:
+    """Each stage's latest decided month against the one before, the significant first."""
+    changes = clinic.stage_changes(con)
+    if changes is None:
+        return _NOT_AVAILABLE.format(table="stage_changes")
+    if not changes:
+        return "<p>No stage has two decided months to compare yet.</p>"
+    significant = [c for c in changes if c.significant]
+    lead = ("<p>No stage's loss rate changed by more than chance would explain "
+            "(Benjamini-Hochberg over these comparisons).</p>" if not significant else "")
+    rows = [(_label(c.stage) + " → " + _label(c.next_stage),
+             f"{c.month:%b %Y} vs {c.previous_month:%b %Y}",
+             Cell(f"stage_changes:{c.stage}:loss_rate", c.loss_rate, f"{c.loss_rate:.0%} of {c.entered:,}"),
+             Cell(f"stage_changes:{c.stage}:previous_loss_rate", c.previous_loss_rate,
+                  f"{c.previous_loss_rate:.0%} of {c.previous_entered:,}"),
+             Cell(f"stage_changes:{c.stage}:change_points", c.change_points, f"{c.change_points:+.0f} points"),
+             ("worse: " if c.significant and c.worse else "better: " if c.significant else "")
+             + fmt.significance(None, c.entered + c.previous_entered, c.q_value),
+             _owner_words(c.owners)) for c in changes]
+    return lead + _table(["step", "month entered vs the month before", "lost", "lost the month before", "change",
+                          "how sure", "owned by"], rows, {2, 3, 4})
+
+
 def _funnel_table(rows: list[clinic.FunnelRow]) -> str:
     cells = []
     for i, r in enumerate(rows):
@@ -279,6 +310,7 @@ def render_report(con: duckdb.DuckDBPyConnection, ideal: IdealJourney | None = N
         "funnel": _figure(charts.funnel_chart(stages)),
         "funnel_table": _funnel_table(stages),
         "attention": _attention(con),
+        "changes": _changes(con),
         "scorecard": _breakdown(con, "doctor", _SCORECARD_HEADERS, "doctor (of the first visit)"),
         "channels": _breakdown(con, "channel", _CHANNEL_HEADERS, "channel (first touch)"),
         "funnel_source": ("From the clinic's stage funnel." if from_contract else

@@ -81,7 +81,13 @@ _TOUCHPOINTS = """
 CREATE OR REPLACE TABLE touchpoints AS
 WITH named AS (
     SELECT t.*, list_filter([mp.canonical, me.canonical, ma.canonical], lambda x: x IS NOT NULL) AS names
-    FROM internal.touches t
+    FROM (
+        SELECT * FROM internal.touches
+        UNION ALL BY NAME  -- a referred friend is the referring patient's act too
+        SELECT position, 'referred:' || event_id AS event_id, 'referred_friend' AS type,
+            'referred_friend' AS activity, occurred_at, recorded_at, referrer_key AS patient_id
+        FROM internal.touches WHERE referrer_key IS NOT NULL
+    ) t
     LEFT JOIN internal.identity_map mp ON mp.id_kind = 'phone' AND mp.id = t.phone_key
     LEFT JOIN internal.identity_map me ON me.id_kind = 'email' AND me.id = t.email_key
     LEFT JOIN internal.identity_map ma ON ma.id_kind = 'anonymous_id' AND ma.id = t.anonymous_key

@@ -9,8 +9,9 @@ at the end of the data (the latest touch) are *pending* and counted in neither r
 - ``stage_funnel``: per stage, entered / reached_next / dropped / conversions / SLA misses.
 - ``failure_points``: failure rate per administrator, doctor, channel and branch (the
   first value on the customer's touches of that stage: who took them in) against the
-  rest of the stage: lift, a two-proportion z-test (Bonferroni over the values of a
-  dimension) and a minimum-count guard, so three calls never make a culprit.
+  rest of the stage: lift, a two-proportion z-test (Benjamini-Hochberg over every test
+  of the table) and a minimum-count guard, so three calls never make a culprit.
+- ``stage_months`` and ``stage_changes`` (``journey.projections.changes``): what changed.
 - ``failure_reasons``: the last touch before a failure (missed call without callback,
   cancellation, no-show, negative review, declined plan; otherwise the activity).
 - ``stage_correlations``: which touches and people make moving on more or less likely:
@@ -19,23 +20,20 @@ at the end of the data (the latest touch) are *pending* and counted in neither r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import duckdb
 
+from journey.projections.changes import write_stage_changes
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
+from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
 
 __all__ = ["ALPHA", "DIMENSIONS", "MIN_CELL", "MIN_GROUP", "benjamini_hochberg", "kaplan_meier",
            "two_proportion_p", "write_failure_tables"]
 
 DIMENSIONS = OWNER_DIMENSIONS
-MIN_GROUP = 30
-"""A value is tested only with at least this many decided customers in it and outside it."""
 MIN_CELL = 5
 """An odds ratio is given only when each of its four cells holds at least this many customers."""
-ALPHA = 0.05
-"""The false discovery rate of points of failure (Benjamini-Hochberg over every test of the table)."""
 
 # A customer *reached* a stage when they reached it or any later one ("at least that
 # far"): they entered stage k at their first touch of stage k or later, and moved on at
@@ -207,6 +205,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel) -> N
     con.execute(_REASONS)
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
     _failure_points(con)
+    write_stage_changes(con)
     for table in ("stage_order", "stage_steps", "stage_touches", "stage_owners"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -256,18 +255,6 @@ def _failure_points(con: duckdb.DuckDBPyConnection) -> None:
     _insert(con, "failure_points", _POINT_COLUMNS, scored)
 
 
-def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
-    """Benjamini-Hochberg adjusted p-values (q-values) of the tests made (None: not tested)."""
-    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
-    adjusted: list[float | None] = [None] * len(p_values)
-    running = 1.0
-    for rank in range(len(tested), 0, -1):
-        p, i = tested[rank - 1]
-        running = min(running, p * len(tested) / rank)
-        adjusted[i] = running
-    return adjusted
-
-
 def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tuple[float, int, int, int, float]]:
     """The Kaplan-Meier curve of moving on: (time, at risk, reached then, censored then,
     share reached by then = 1 - survival), one row per distinct time. A customer who has
@@ -313,16 +300,3 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequ
     if rows:
         marks = ", ".join("?" * len(rows[0]))
         con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-
-
-def two_proportion_p(failed_in: int, n_in: int, failed_out: int, n_out: int) -> float | None:
-    """Two-sided p-value of a two-proportion z-test (pooled), or None when either group
-    has fewer than ``MIN_GROUP`` customers or fewer than 5 expected in a cell."""
-    if n_in < MIN_GROUP or n_out < MIN_GROUP:
-        return None
-    pooled = (failed_in + failed_out) / (n_in + n_out)
-    if min(n_in, n_out) * min(pooled, 1 - pooled) < 5:
-        return None
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n_in + 1 / n_out))
-    z = (failed_in / n_in - failed_out / n_out) / se
-    return math.erfc(abs(z) / math.sqrt(2))

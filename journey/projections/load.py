@@ -56,8 +56,12 @@ _PATHS = "[" + ", ".join(f"'$.{path}'" for _, path in PROPERTY_FIELDS) + "]"
 _PRIVATE = orjson.dumps(dict.fromkeys(PERSONAL_PROPERTIES)).decode()
 # A sealed custom property (not declared analytic in the property policy) reaches
 # analysts only as "present"; a sealed value is never a column's value.
-_PRESENT = "regexp_replace(CAST(json_merge_patch(properties, '{private}') AS VARCHAR), " \
-    "'\"$prefix[^\"]*\"', '\"present\"', 'g')".format(private=_PRIVATE)
+# A patient's referral names the referring patient: that reaches analysts only as the
+# pseudonym in ``referrer_key``, never as the clinic's id or a sealed value.
+_PRIVATE_REFERRAL = orjson.dumps(dict.fromkeys((*PERSONAL_PROPERTIES, "referrer"))).decode()
+_PRESENT = "regexp_replace(CAST(json_merge_patch(properties, CASE WHEN referrer IS NULL THEN '{private}' " \
+    "ELSE '{referral}' END) AS VARCHAR), '\"$prefix[^\"]*\"', '\"present\"', 'g')".format(
+        private=_PRIVATE, referral=_PRIVATE_REFERRAL)
 _PROPERTY_COLUMNS = ",\n    ".join(
     f"CASE WHEN NOT starts_with(v[{i}], '$prefix') THEN v[{i}] END AS {name}"
     for i, (name, _) in enumerate(PROPERTY_FIELDS, start=1))
@@ -69,7 +73,7 @@ SELECT position, topic,
     TRY_CAST(recorded_at AS TIMESTAMPTZ) AS recorded_at,
     event_id, type, activity, channel, source, occurred_at,
     customer.customer_id AS patient_id, customer.phone AS phone, customer.email AS email,
-    customer.anonymous_id AS anonymous_id,
+    customer.anonymous_id AS anonymous_id, referrer,
     CASE WHEN starts_with(primary_id, '$prefix') THEN split_part(primary_id, ':', 2) END AS key_id,
     CAST({_PRESENT} AS JSON) AS properties,
     {_PROPERTY_COLUMNS}
@@ -80,7 +84,9 @@ FROM (
         s.touch.customer AS customer, s.touch.properties AS properties,
         coalesce(s.touch.customer.customer_id, s.touch.customer.phone, s.touch.customer.email,
                  s.touch.customer.anonymous_id) AS primary_id,
-        json_extract_string(s.touch.properties, {_PATHS}) AS v
+        json_extract_string(s.touch.properties, {_PATHS}) AS v,
+        CASE WHEN s.touch.type = 'referral' AND json_extract_string(s.touch.properties, '$.kind') = 'patient'
+             THEN json_extract_string(s.touch.properties, '$.referrer') END AS referrer
     FROM read_json($path, format = 'newline_delimited', columns = {_COLUMNS}, ignore_errors = true)
     WHERE p IS NOT NULL  -- a line DuckDB could not read at all comes back empty
 )
@@ -110,12 +116,13 @@ SELECT p.position, p.event_id, p.type, coalesce(p.activity, p.type), p.channel, 
     coalesce(p.amount_currency, p.total_currency, p.cost_currency),
     coalesce(p.doctor, p.to_doctor), p.administrator, p.branch, p.booking_id, p.visit_id,
     p.campaign, p.direction, p.purpose, TRY_CAST(p.answered AS BOOLEAN), p.outcome, p.status,
-    TRY_CAST(p.rating AS INTEGER), p.properties, p.key_id
+    TRY_CAST(p.rating AS INTEGER), p.properties, p.key_id, kr.key
 FROM parsed p
 LEFT JOIN pseudonyms kc ON kc.kind = 'customer_id' AND kc.value = p.patient_id
 LEFT JOIN pseudonyms kp ON kp.kind = 'phone' AND kp.value = p.phone
 LEFT JOIN pseudonyms ke ON ke.kind = 'email' AND ke.value = p.email
 LEFT JOIN pseudonyms ka ON ka.kind = 'anonymous_id' AND ka.value = p.anonymous_id
+LEFT JOIN pseudonyms kr ON kr.kind = 'customer_id' AND kr.value = p.referrer
 WHERE p.topic = $topic AND p.position NOT IN (SELECT position FROM poison) AND $visible
 """
 
@@ -145,6 +152,7 @@ UPDATE internal.touches SET patient_id = NULL WHERE patient_id IN (SELECT subjec
 UPDATE internal.touches SET phone_key = NULL WHERE phone_key IN (SELECT subject FROM gone);
 UPDATE internal.touches SET email_key = NULL WHERE email_key IN (SELECT subject FROM gone);
 UPDATE internal.touches SET anonymous_key = NULL WHERE anonymous_key IN (SELECT subject FROM gone);
+UPDATE internal.touches SET referrer_key = NULL WHERE referrer_key IN (SELECT subject FROM gone);
 DELETE FROM internal.identity_events WHERE key_id IN (SELECT key_id FROM internal.erasures);
 UPDATE internal.touches SET event_id = 'erased', patient_id = NULL, phone_key = NULL, email_key = NULL,
     anonymous_key = NULL, booking_id = NULL, visit_id = NULL, properties = NULL
@@ -255,7 +263,8 @@ def _pseudonymise(con: duckdb.DuckDBPyConnection, pseudonyms: Pseudonymiser, key
         "SELECT DISTINCT kind, value FROM (SELECT 'customer_id' AS kind, patient_id AS value FROM parsed "
         "UNION ALL SELECT 'phone', phone FROM parsed "
         "UNION ALL SELECT 'email', email FROM parsed "
-        "UNION ALL SELECT 'anonymous_id', anonymous_id FROM parsed) WHERE value IS NOT NULL"
+        "UNION ALL SELECT 'anonymous_id', anonymous_id FROM parsed "
+        "UNION ALL SELECT 'customer_id', referrer FROM parsed) WHERE value IS NOT NULL"
     ).fetchall()
     sealed = {key_id for _, v in values if (key_id := key_id_of(v)) is not None}
     subjects = keys.subjects(sealed) if (sealed and keys is not None) else {}

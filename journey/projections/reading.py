@@ -53,7 +53,7 @@ def rows_as_dicts(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[
 def failure_tables(con: duckdb.DuckDBPyConnection, show_all: bool = False
                    ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
     """The stage funnel, the points of failure (only the significant ones, worst first,
-    unless ``show_all``) and the reasons, each as (columns, rows)."""
+    unless ``show_all``), the reasons and what changed, each as (columns, rows)."""
     tables = {}
     for table in FAILURE_TABLES:
         require_table(con, table)
@@ -63,6 +63,9 @@ def failure_tables(con: duckdb.DuckDBPyConnection, show_all: bool = False
         con, f"SELECT * FROM failure_points{where} "
              "ORDER BY significant DESC, failed - entered * overall_rate DESC, stage, dimension, value")
     tables["failure_reasons"] = _select(con, "SELECT * FROM failure_reasons")
+    if has_table(con, "stage_changes"):  # what changed (a projection of schema 4 or later)
+        tables["stage_changes"] = _select(
+            con, "SELECT * FROM stage_changes ORDER BY significant DESC, change_points DESC, stage")
     return tables
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["ANALYST_TABLES", "BASE_DDL", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 ANALYST_TABLES = (
     "touchpoints",
@@ -19,6 +19,8 @@ ANALYST_TABLES = (
     "stage_transitions",
     "stage_funnel",
     "stage_conversion_curve",
+    "stage_months",
+    "stage_changes",
     "failure_points",
     "failure_reasons",
     "stage_correlations",
@@ -61,7 +63,8 @@ BASE_DDL = [
         status VARCHAR,
         rating INTEGER,
         properties JSON,
-        key_id VARCHAR
+        key_id VARCHAR,
+        referrer_key VARCHAR
     )""",
     """CREATE TABLE IF NOT EXISTS internal.identity_events (
         position BIGINT NOT NULL,

@@ -71,7 +71,9 @@ def test_injection_in_a_step_name_is_just_a_name(home: Path) -> None:
 
 def test_failures_metrics_and_attribution_commands(home: Path) -> None:
     failures = json.loads(journey("failures", "--json", "--all", home=home).stdout)
-    assert set(failures) == {"stage_funnel", "failure_points", "failure_reasons"}
+    assert set(failures) == {"stage_funnel", "failure_points", "failure_reasons", "stage_changes"}
+    assert all(set(row) >= {"stage", "month", "loss_rate", "previous_loss_rate", "q_value", "significant"}
+               for row in failures["stage_changes"]) and failures["stage_changes"]
     assert failures["stage_funnel"][0]["stage"] == "awareness"
     metrics = json.loads(journey("metrics", "--json", home=home).stdout)
     assert {m["metric"] for m in metrics} >= {"administrator_conversion", "missed_call_rate", "no_show_rate",
@@ -108,6 +110,7 @@ def test_every_figure_the_report_shows_equals_the_commands_json(home: Path) -> N
     failures = json.loads(journey("failures", "--json", "--all", home=home).stdout)
     funnel = {row["stage"]: row for row in failures["stage_funnel"]}
     points = {(p["stage"], p["dimension"], p["value"]): p for p in failures["failure_points"]}
+    changes = {row["stage"]: row for row in failures["stage_changes"]}
     checked: dict[str, int] = {}
     for key, raw in re.findall(r'data-metric="([^"]+)" data-value="([^"]*)"', page):
         key, shown = html.unescape(key), float(raw) if raw else None
@@ -118,6 +121,9 @@ def test_every_figure_the_report_shows_equals_the_commands_json(home: Path) -> N
         elif kind == "failure_points":
             stage, dimension, value, column = rest.split(":")
             expected = points[(stage, dimension, value)][column]
+        elif kind == "stage_changes":
+            stage, column = rest.split(":")
+            expected = changes[stage][column]
         elif kind == "clinic_metrics":
             metric, dimension, value = rest.split(":")
             expected = metrics[(metric, dimension, value)]
@@ -128,4 +134,4 @@ def test_every_figure_the_report_shows_equals_the_commands_json(home: Path) -> N
         assert shown == (None if expected is None else pytest.approx(expected, rel=1e-12)), key
         checked[kind] = checked.get(kind, 0) + 1
     assert checked.get("headline") == 6 and checked.get("stage_funnel", 0) >= 20
-    assert checked.get("clinic_metrics", 0) >= 30
+    assert checked.get("clinic_metrics", 0) >= 30 and checked.get("stage_changes", 0) >= 3 * 3

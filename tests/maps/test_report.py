@@ -113,7 +113,16 @@ def test_shared_tables_are_read_when_the_projection_has_them(clinic_snapshot: Pa
     con.execute("CREATE TABLE consent_violations AS SELECT * FROM (VALUES ('e1', 'P1', now(), 'sms', 'promotion', "
                 "'no consent'), ('e2', 'P2', now(), 'sms', 'promotion', 'no consent')) t(event_id, customer_id, "
                 "occurred_at, channel, purpose, reason)")
+    con.execute("CREATE TABLE stage_changes AS SELECT * FROM (VALUES ('booking', 'first_visit', "
+                "['branch', 'administrator'], DATE '2025-11-01', 120, 30, 0.25, DATE '2025-10-01', 110, 11, 0.1, "
+                "15.0, 0.002, 0.004, true, true)) t(stage, next_stage, owners, month, entered, lost, loss_rate, "
+                "previous_month, previous_entered, previous_lost, previous_loss_rate, change_points, p_value, "
+                "q_value, significant, worse)")
     page = render_report(con)
+    changed = page[page.index('id="changes"'):page.index('id="headline"')]
+    assert "Nov 2025 vs Oct 2025" in changed and "25% of 120" in changed and "+15 points" in changed
+    assert "worse: 230 patients, unlikely to be chance" in changed and "branches and administrators" in changed
+    assert "changed by more than chance" not in changed
     assert "From the clinic&#x27;s stage funnel" in page or "From the clinic's stage funnel" in page
     assert "<td>Irina</td>" in page and "1.8×" in page and "missed call without callback" in page
     assert 'data-metric="consent_violations" data-value="2"' in page

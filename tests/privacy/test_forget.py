@@ -43,6 +43,8 @@ def clinic(store: EventStore) -> None:
         touch("call", "e7", occurred_at=at(20), customer={"phone": "+79169998877"}),
         touch("booking", "e8", occurred_at=at(30), customer=BORIS),
         touch("visit", "e9", occurred_at=at(3100), customer={"customer_id": "CRM-BORIS-88"}),
+        touch("referral", "e10", occurred_at=at(15), customer={"customer_id": "CRM-BORIS-88"},
+              properties={"kind": "patient", "referrer": "CRM-ANNA-77"}),  # Anna sent Boris
     )
     store.append([], [Rejection("file", "line 10", b'{"type":"call","customer":{"phone":"8 (916) 123-45-67"}',
                                 "bad_json", "not JSON")])
@@ -53,6 +55,7 @@ def test_forgetting_destroys_the_keys_and_projections_follow(store: EventStore, 
     incremental = project(store, tmp_path / "inc.duckdb")
     anna = PSEUDONYMS.key("customer_id", "CRM-ANNA-77")
     assert rows(incremental.con, f"SELECT count(*) FROM customers WHERE customer_id = '{anna}'") == [(1,)]
+    assert referral_credit(incremental.con) == [(anna, "referred:e10", "advocacy", "2025-03-01 06:15:00+00")]
 
     erasure = forget(store, parse_reference("CRM-ANNA-77", store), note="patient request")
 
@@ -73,11 +76,18 @@ def test_forgetting_destroys_the_keys_and_projections_follow(store: EventStore, 
     assert rows(con, "SELECT count(*), count(customer_id) FROM touchpoints WHERE event_id = 'erased'") == [(6, 0)]
     assert rows(con, "SELECT count(*) FROM touchpoints WHERE type = 'visit'") == [(2,)]  # the fact stays
     assert rows(con, "SELECT count(*) FROM customers") == [(1,)]  # Boris
+    assert referral_credit(con) == referral_credit(incremental.con) == []  # the referrer is forgotten
+    assert rows(con, "SELECT stage FROM touchpoints WHERE event_id = 'e10'") == [("awareness",)]  # Boris's stays
     for column, kind, value in (("phone_key", "phone", "+79161234567"), ("anonymous_key", "anonymous_id", "web-anna-1")):
         for view in (incremental.con, con):
             found = view.execute(f"SELECT count(*) FROM internal.touches WHERE {column} = ?",
                                  [PSEUDONYMS.key(kind, value)]).fetchall()
             assert found == [(0,)], column
+
+
+def referral_credit(con) -> list[tuple[str, str, str, str]]:
+    return rows(con, "SELECT customer_id, event_id, stage, strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S+00') "
+                     "FROM touchpoints WHERE type = 'referred_friend'")
 
 
 def test_the_event_store_file_holds_no_personal_data(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -86,6 +96,13 @@ def test_the_event_store_file_holds_no_personal_data(tmp_path: Path, request: py
 
     store = sealed(make_recorder("sqlite", tmp_path, request), make_keys("sqlite", tmp_path, request))
     clinic(store)
+    referral = next(e for _, e in store.read() if e.event_id == "e10").touch["properties"]
+    assert referral["referrer"] == "CRM-ANNA-77"  # unsealed on the way out
+    sealed_projection = project(store, tmp_path / "sealed.duckdb")
+    anna = PSEUDONYMS.key("customer_id", "CRM-ANNA-77")
+    assert [row[:3] for row in referral_credit(sealed_projection.con)] == [(anna, "referred:e10", "advocacy")]
+    assert rows(sealed_projection.con, "SELECT properties FROM touchpoints WHERE event_id = 'e10'") == [('{"kind":"patient"}',)]
+    sealed_projection.con.close()
     forget(store, ("customer_id", "CRM-ANNA-77"))
     store.recorder.datastore.close()
     data = (tmp_path / "events.sqlite").read_bytes() + (tmp_path / "keys.sqlite").read_bytes()

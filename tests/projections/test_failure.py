@@ -11,7 +11,8 @@ import pytest
 from scipy.stats import chi2_contingency
 from scipy.stats.contingency import odds_ratio
 
-from journey.projections.failure import MIN_GROUP, benjamini_hochberg, kaplan_meier, two_proportion_p
+from journey.projections.failure import kaplan_meier
+from journey.projections.stats import MIN_GROUP, benjamini_hochberg, two_proportion_p
 from tests.clinic import demo_projection
 
 

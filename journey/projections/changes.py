@@ -1,0 +1,80 @@
+"""What changed: each stage's loss rate month by month, and the latest decided month
+against the one before it.
+
+A patient belongs to the month (UTC) in which they entered the stage. A month is
+*decided* for a stage once every patient who entered in it has had the stage's whole
+SLA to move on (the month's end plus the SLA is at or before the end of the data): its
+loss rate is final, so comparing it with an earlier month compares like with like. A
+month still deciding is shown with its patients in progress and never compared.
+
+- ``stage_months``: stage, month, entered, lost, moved_on, in_progress, decided.
+- ``stage_changes``: per stage, the latest decided month against the previous decided
+  month: both loss rates, the change in points, a two-proportion test, and the
+  Benjamini-Hochberg q-value over the comparisons of every stage together;
+  ``significant`` when q < ``failure.ALPHA``; ``worse`` when the rate rose. ``owners``
+  are the dimensions that own moving on from the stage (the stage model's).
+
+Reads the temporary ``stage_steps`` and ``stage_order`` tables of
+``journey.projections.failure``, inside the same derive.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from journey.projections.stats import ALPHA, benjamini_hochberg, two_proportion_p
+
+__all__ = ["write_stage_changes"]
+
+_MONTHS = """
+CREATE OR REPLACE TABLE stage_months AS
+WITH months AS (
+    SELECT s.stage, s.stage_order, s.next_stage, s.sla_seconds,
+        CAST(date_trunc('month', s.entered_at AT TIME ZONE 'UTC') AS DATE) AS month,
+        count(*) AS entered, count(*) FILTER (WHERE s.failed) AS lost,
+        count(*) FILTER (WHERE s.failed = false) AS moved_on,
+        count(*) FILTER (WHERE s.failed IS NULL) AS in_progress
+    FROM stage_steps s
+    WHERE s.next_stage IS NOT NULL AND s.sla_seconds IS NOT NULL
+    GROUP BY ALL
+)
+SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, next_stage, month, entered, lost, moved_on,
+    in_progress,
+    (month + INTERVAL 1 MONTH) AT TIME ZONE 'UTC' + to_seconds(sla_seconds) <= a.as_of AS decided
+FROM months CROSS JOIN (SELECT max(occurred_at) AS as_of FROM touchpoints) a
+ORDER BY stage_order, month
+"""
+
+_LATEST_TWO = """
+WITH ranked AS (
+    SELECT m.*, row_number() OVER (PARTITION BY stage ORDER BY month DESC) AS back
+    FROM stage_months m WHERE decided
+)
+SELECT l.stage, l.next_stage, o.owners, l.month, l.entered, l.lost, p.month, p.entered, p.lost
+FROM ranked l JOIN ranked p ON p.stage = l.stage AND p.back = 2
+JOIN stage_order o ON o.stage = l.stage
+WHERE l.back = 1
+ORDER BY l.stage_order
+"""
+
+_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, owners VARCHAR[], month DATE, entered BIGINT, lost BIGINT, "
+            "loss_rate DOUBLE, previous_month DATE, previous_entered BIGINT, previous_lost BIGINT, "
+            "previous_loss_rate DOUBLE, change_points DOUBLE, p_value DOUBLE, q_value DOUBLE, "
+            "significant BOOLEAN, worse BOOLEAN")
+
+
+def write_stage_changes(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)write ``stage_months`` and ``stage_changes`` from the derive's stage steps."""
+    con.execute(_MONTHS)
+    rows = []
+    for stage, next_stage, owners, month, entered, lost, before, before_entered, before_lost in \
+            con.execute(_LATEST_TWO).fetchall():
+        rate, before_rate = lost / entered, before_lost / before_entered
+        rows.append([stage, next_stage, owners, month, entered, lost, rate, before, before_entered, before_lost,
+                     before_rate, 100 * (rate - before_rate),
+                     two_proportion_p(lost, entered, before_lost, before_entered)])
+    for row, q in zip(rows, benjamini_hochberg([row[-1] for row in rows]), strict=True):
+        row += [q, q is not None and q < ALPHA, row[6] > row[10]]
+    con.execute(f"CREATE OR REPLACE TABLE stage_changes ({_COLUMNS})")
+    if rows:
+        con.executemany(f"INSERT INTO stage_changes VALUES ({', '.join('?' * len(rows[0]))})", rows)
