@@ -53,7 +53,7 @@ def test_produce_ingest_project_end_to_end(broker: str, topic: str, tmp_path: Pa
     assert (summary.read, summary.accepted, summary.quarantined) == (600, 600, 0)
     assert {e.event_id for _, e in store.read()} == {r["event_id"] for r in records}
     con = project(store, tmp_path / "p.duckdb").con
-    assert rows(con, "SELECT count(*) FROM touchpoints") == [(600,)]
+    assert rows(con, "SELECT count(*) FROM touchpoints WHERE type <> 'referred_friend'") == [(600,)]
     positions = [store.recorder.max_tracking_id(tracking_name(topic, p)) for p in range(3)]
     assert sum(p + 1 for p in positions if p is not None) == 600  # every offset tracked
 
@@ -164,7 +164,7 @@ def test_two_workers_in_one_group_share_the_partitions(broker: str, topic: str, 
     assert sum(r.accepted for r in results) == 1500
     assert all(r.read > 0 for r in results), [r.read for r in results]  # both got partitions
     con = project(store, tmp_path / "p.duckdb").con
-    assert rows(con, "SELECT count(*), count(DISTINCT event_id) FROM touchpoints") == [(1500, 1500)]
+    assert rows(con, "SELECT count(*), count(DISTINCT event_id) FROM touchpoints WHERE type <> 'referred_friend'") == [(1500, 1500)]
 
 
 def test_status_shows_the_consumer_lag(broker: str, topic: str, tmp_path: Path) -> None:
