@@ -35,7 +35,7 @@ from journey.domain.values import IDENTIFIER_KINDS, PERSONAL_PROPERTIES
 from journey.crypto.keys import DataKey, KeyStore, Subject
 from journey.crypto.policy import PropertyPolicy, default_policy
 
-__all__ = ["PREFIX", "Sealer", "key_id_of", "referring_patient"]
+__all__ = ["PREFIX", "Sealer", "key_id_of"]
 
 PREFIX = "enc1:"
 _CACHE = 50_000
@@ -102,7 +102,7 @@ class Sealer:
             for name in PERSONAL_PROPERTIES:
                 if isinstance(properties.get(name), str):
                     properties[name] = _seal_text(primary, properties[name], _FREE_TEXT)
-            referrer = referring_patient(touch)
+            referrer = _referring_patient(touch)
             if referrer is not None:
                 properties["referrer"] = self._seal_identifier("customer_id", referrer)
         return touch
@@ -194,7 +194,7 @@ class Sealer:
             self._generation = generation
 
 
-def referring_patient(touch: dict[str, Any]) -> str | None:
+def _referring_patient(touch: dict[str, Any]) -> str | None:
     """The referring patient's customer_id of a patient's referral, else None."""
     properties = touch.get("properties") or {}
     referrer = properties.get("referrer")
@@ -208,7 +208,7 @@ def _identifiers(touch: dict[str, Any]) -> Iterable[tuple[str, str]]:
     """The identifiers a touch's sealing needs keys for: its customer's, and a referring patient's."""
     customer = touch.get("customer") or {}
     found = [(kind, value) for kind, value in customer.items() if kind in IDENTIFIER_KINDS and isinstance(value, str)]
-    referrer = referring_patient(touch) if found else None
+    referrer = __referring_patient(touch) if found else None
     if referrer is not None:
         found.append(("customer_id", referrer))
     return found

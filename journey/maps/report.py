@@ -157,8 +157,8 @@ def _changes(con: duckdb.DuckDBPyConnection) -> str:
     if not changes:
         return "<p>No stage has two decided months to compare yet.</p>"
     significant = [c for c in changes if c.significant]
-    lead = ("<p>No stage's loss rate changed by more than chance would explain "
-            "(Benjamini-Hochberg over these comparisons).</p>" if not significant else "")
+    lead = ("<p>No stage's loss rate changed by more than chance would explain, after correcting for "
+            "every comparison this report makes (Benjamini-Hochberg).</p>" if not significant else "")
     rows = [(_label(c.stage) + " → " + _label(c.next_stage),
              f"{c.month:%b %Y} vs {c.previous_month:%b %Y}",
              Cell(f"stage_changes:{c.stage}:loss_rate", c.loss_rate, f"{c.loss_rate:.0%} of {c.entered:,}"),

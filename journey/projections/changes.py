@@ -10,8 +10,9 @@ month still deciding is shown with its patients in progress and never compared.
 - ``stage_months``: stage, month, entered, lost, moved_on, in_progress, decided.
 - ``stage_changes``: per stage, the latest decided month against the previous decided
   month: both loss rates, the change in points, a two-proportion test, and the
-  Benjamini-Hochberg q-value over the comparisons of every stage together;
-  ``significant`` when q < ``failure.ALPHA``; ``worse`` when the rate rose. ``owners``
+  Benjamini-Hochberg q-value over these comparisons and the points of failure together
+  (``journey.projections.failure`` corrects and writes both); ``significant`` when
+  q < ``stats.ALPHA``; ``worse`` when the rate rose. ``owners``
   are the dimensions that own moving on from the stage (the stage model's).
 
 Reads the temporary ``stage_steps`` and ``stage_order`` tables of
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import duckdb
 
-from journey.projections.stats import ALPHA, benjamini_hochberg, two_proportion_p
+from journey.projections.stats import two_proportion_p
 
-__all__ = ["write_stage_changes"]
+__all__ = ["CHANGE_COLUMNS", "stage_change_rows"]
 
 _MONTHS = """
 CREATE OR REPLACE TABLE stage_months AS
@@ -57,24 +58,20 @@ WHERE l.back = 1
 ORDER BY l.stage_order
 """
 
-_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, owners VARCHAR[], month DATE, entered BIGINT, lost BIGINT, "
+CHANGE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, owners VARCHAR[], month DATE, entered BIGINT, lost BIGINT, "
             "loss_rate DOUBLE, previous_month DATE, previous_entered BIGINT, previous_lost BIGINT, "
             "previous_loss_rate DOUBLE, change_points DOUBLE, p_value DOUBLE, q_value DOUBLE, "
             "significant BOOLEAN, worse BOOLEAN")
 
 
-def write_stage_changes(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)write ``stage_months`` and ``stage_changes`` from the derive's stage steps."""
+def stage_change_rows(con: duckdb.DuckDBPyConnection) -> list[list[object]]:
+    """(Re)write ``stage_months``; the rows of ``stage_changes`` up to the p-value."""
     con.execute(_MONTHS)
-    rows = []
+    rows: list[list[object]] = []
     for stage, next_stage, owners, month, entered, lost, before, before_entered, before_lost in \
             con.execute(_LATEST_TWO).fetchall():
         rate, before_rate = lost / entered, before_lost / before_entered
         rows.append([stage, next_stage, owners, month, entered, lost, rate, before, before_entered, before_lost,
                      before_rate, 100 * (rate - before_rate),
                      two_proportion_p(lost, entered, before_lost, before_entered)])
-    for row, q in zip(rows, benjamini_hochberg([row[-1] for row in rows]), strict=True):
-        row += [q, q is not None and q < ALPHA, row[6] > row[10]]
-    con.execute(f"CREATE OR REPLACE TABLE stage_changes ({_COLUMNS})")
-    if rows:
-        con.executemany(f"INSERT INTO stage_changes VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    return rows

@@ -10,7 +10,8 @@ at the end of the data (the latest touch) are *pending* and counted in neither r
 - ``failure_points``: failure rate per administrator, doctor, channel and branch (the
   first value on the customer's touches of that stage: who took them in) against the
   rest of the stage: lift, a two-proportion z-test (Benjamini-Hochberg over every test
-  of the table) and a minimum-count guard, so three calls never make a culprit.
+  of this table and of ``stage_changes`` together) and a minimum-count guard, so three
+  calls never make a culprit.
 - ``stage_months`` and ``stage_changes`` (``journey.projections.changes``): what changed.
 - ``failure_reasons``: the last touch before a failure (missed call without callback,
   cancellation, no-show, negative review, declined plan; otherwise the activity).
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from journey.projections.changes import write_stage_changes
+from journey.projections.changes import CHANGE_COLUMNS, stage_change_rows
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
 
@@ -204,8 +205,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel) -> N
     con.execute(_OWNERS.replace("$owners", owners))
     con.execute(_REASONS)
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
-    _failure_points(con)
-    write_stage_changes(con)
+    _write_tests(con, _failure_points(con), stage_change_rows(con))
     for table in ("stage_order", "stage_steps", "stage_touches", "stage_owners"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -222,10 +222,9 @@ def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
          "owners": [list(stage.owners) for stage in model.stages]})
 
 
-def _failure_points(con: duckdb.DuckDBPyConnection) -> None:
-    """Every owner value of every stage against the rest of its stage; Benjamini-Hochberg
-    over all the tests together. ``significant``: loses more (lift > 1) and q < ALPHA;
-    ``better``: loses fewer, as significantly (what to learn from, never blamed)."""
+def _failure_points(con: duckdb.DuckDBPyConnection) -> list[list[object]]:
+    """Every owner value of every stage against the rest of its stage: the rows of
+    ``failure_points`` up to the p-value (the caller corrects and writes them)."""
     dimensions = ", ".join(DIMENSIONS)
     rows = con.execute(f"""
         WITH owned AS (
@@ -241,18 +240,29 @@ def _failure_points(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY o.stage_order, o.stage, o.next_stage, o.dimension, o.value
         ORDER BY o.stage_order, o.dimension, o.value
     """).fetchall()
-    scored = []
+    scored: list[list[object]] = []
     for stage, next_stage, dimension, value, entered, failed, total, total_failed in rows:
         p = two_proportion_p(failed, entered, total_failed - failed, total - entered)
         rate, overall = failed / entered, total_failed / total
         scored.append([stage, next_stage, dimension, value, entered, failed, rate, overall,
                        rate / overall if overall else None, p])
-    q_values = benjamini_hochberg([row[-1] for row in scored])
-    for row, q in zip(scored, q_values, strict=True):
+    return scored
+
+
+def _write_tests(con: duckdb.DuckDBPyConnection, points: list[list[object]], changes: list[list[object]]) -> None:
+    """One Benjamini-Hochberg correction over every test the report shows: the points of
+    failure and the month-over-month changes together. A point is ``significant`` when it
+    loses more (lift > 1) and q < ALPHA, ``better`` when it loses fewer as significantly
+    (what to learn from, never blamed); a change is ``significant`` when q < ALPHA."""
+    q_values = benjamini_hochberg([row[-1] for row in points] + [row[-1] for row in changes])
+    for row, q in zip(points, q_values[:len(points)], strict=True):
         found = q is not None and q < ALPHA
         lift = row[8]
         row += [found and lift is not None and lift > 1, q, found and lift is not None and lift < 1]
-    _insert(con, "failure_points", _POINT_COLUMNS, scored)
+    for row, q in zip(changes, q_values[len(points):], strict=True):
+        row += [q, q is not None and q < ALPHA, row[6] > row[10]]
+    _insert(con, "failure_points", _POINT_COLUMNS, points)
+    _insert(con, "stage_changes", CHANGE_COLUMNS, changes)
 
 
 def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tuple[float, int, int, int, float]]:

@@ -14,11 +14,15 @@ from tests.stores import sealed
 from tests.touches import touch
 
 
-def _month(store: EventStore, month: int, patients: int, lost: int, first: int) -> None:
+def _month(store: EventStore, month: int, patients: int, lost: int, first: int, shared: bool = False) -> None:
+    """Calls on the 5th; the first ``lost`` callers never book. ``shared``: Irina takes the
+    first half of the calls (all of the lost), Anna the rest."""
     records = []
     for n in range(first, first + patients):
         who = {"customer_id": f"P-{n}"}
-        records.append(touch("call", f"c-{n}", occurred_at=f"2025-{month:02d}-05T10:00:00+00:00", customer=who))
+        call = touch("call", f"c-{n}", occurred_at=f"2025-{month:02d}-05T10:00:00+00:00", customer=who)
+        call["properties"]["administrator"] = "Anna" if shared and n - first >= patients // 2 else "Irina"
+        records.append(call)
         if n - first >= lost:  # moved on: booked the next day
             records.append(touch("booking", f"b-{n}", occurred_at=f"2025-{month:02d}-06T10:00:00+00:00",
                                  customer=who))
@@ -56,13 +60,20 @@ def test_the_latest_decided_month_is_compared_with_the_month_before(tmp_path: Pa
         ("2025-01",)]
 
 
-def test_one_correction_covers_every_stage_compared(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_one_correction_covers_the_changes_and_the_points_of_failure(tmp_path: Path,
+                                                                    request: pytest.FixtureRequest) -> None:
     from journey.projections.stats import benjamini_hochberg
 
     store = _store(tmp_path, request)
-    _month(store, 1, 40, 10, 0)
-    _month(store, 2, 40, 14, 100)
+    _month(store, 1, 40, 10, 0, shared=True)
+    _month(store, 2, 40, 14, 100, shared=True)
     con = _projected(store, tmp_path)
-    found = rows(con, "SELECT p_value, q_value, significant FROM stage_changes ORDER BY stage")
-    assert [q for _, q, _ in found] == benjamini_hochberg([p for p, _, _ in found])
-    assert not any(significant for _, _, significant in found)  # 25% -> 35% of 40 could be chance
+    points = rows(con, "SELECT p_value, q_value FROM failure_points ORDER BY stage, dimension, value")
+    changes = rows(con, "SELECT p_value, q_value, significant FROM stage_changes ORDER BY stage")
+    tested = [p for p, _ in points if p is not None]
+    assert len(tested) == 2 and len(changes) == 1 and changes[0][0] is not None  # Irina, Anna; contact's change
+    together = benjamini_hochberg([p for p, _ in points] + [p for p, _, _ in changes])
+    assert [q for _, q in points] + [q for _, q, _ in changes] == together
+    apart = benjamini_hochberg(tested)  # what the points' q-values would be if corrected on their own
+    assert all(q > a for (_, q), a in zip([r for r in points if r[0] is not None], apart, strict=True))
+    assert not any(significant for _, _, significant in changes)  # 25% -> 35% of 40 could be chance
