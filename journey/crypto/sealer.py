@@ -208,7 +208,7 @@ def _identifiers(touch: dict[str, Any]) -> Iterable[tuple[str, str]]:
     """The identifiers a touch's sealing needs keys for: its customer's, and a referring patient's."""
     customer = touch.get("customer") or {}
     found = [(kind, value) for kind, value in customer.items() if kind in IDENTIFIER_KINDS and isinstance(value, str)]
-    referrer = __referring_patient(touch) if found else None
+    referrer = _referring_patient(touch) if found else None
     if referrer is not None:
         found.append(("customer_id", referrer))
     return found
