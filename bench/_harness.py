@@ -30,6 +30,13 @@ def measure(script: str, kind: str, *arguments: str) -> Result:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def prefer_code(directory: str) -> None:
+    """Import ``journey`` from ``directory`` (a worktree of an earlier commit: the "before"
+    peer) instead of the editable install; call before the first ``import journey``."""
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+    sys.path.insert(0, directory)
+
+
 def interleave(runs: int, kinds: dict[str, Callable[[str], Result]], work: Path) -> dict[str, list[Result]]:
     """``runs`` rounds; in each, every kind measured once, in a fresh temporary directory."""
     results: dict[str, list[Result]] = {name: [] for name in kinds}

@@ -7,7 +7,10 @@ Each measurement runs in its own process (peak memory is its own). Medians of
 --runs runs, interleaved. The store is built once (demo touches, journey ingest)
 and kept in bench/out/ for later runs.
 
-Run:  python bench/projection.py [--touches 1000000] [--runs 3]
+Run:  python bench/projection.py [--touches 1000000] [--runs 3] [--before DIR]
+
+``--before DIR`` measures a worktree of an earlier commit beside (``git worktree add DIR
+REV``), in the same rounds: a change's cost against the code before it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from _harness import emit, interleave, measure, report, work_dir
+from _harness import emit, interleave, measure, prefer_code, report, work_dir
 
 BATCH = 245_760  # the projector's default (JOURNEY_PROJECTION_BATCH)
 
@@ -74,6 +77,8 @@ def project(store_path: str, target: str) -> dict[str, float]:
 
 
 def child(kind: str, store_path: str, target: str) -> None:
+    if kind.startswith("project@"):
+        prefer_code(kind.split("@", 1)[1])
     emit((floor if kind == "floor" else project)(store_path, target), "events")
 
 
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--touches", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--child", nargs=3)
+    parser.add_argument("--before", help="a worktree of an earlier commit, measured beside")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -91,16 +97,21 @@ def main() -> None:
     build_store(store_path, args.touches)
     print(f"event store: {args.touches:,} demo touches, {store_path.stat().st_size / 2**20:,.0f} MiB SQLite; "
           f"batches of {BATCH:,}; {args.runs} runs, medians")
-    results = interleave(args.runs, {
+    kinds = {
         "floor (read only)": lambda tmp: measure(__file__, "floor", str(store_path), f"{tmp}/p.duckdb"),
         "journey catch-up": lambda tmp: measure(__file__, "project", str(store_path), f"{tmp}/p.duckdb"),
-    }, work)
+    }
+    if args.before:
+        kinds["journey catch-up, before"] = lambda tmp: measure(
+            __file__, f"project@{args.before}", str(store_path), f"{tmp}/p.duckdb")
+    results = interleave(args.runs, kinds, work)
     report(results, "floor (read only)", "events/s")
-    ours = results["journey catch-up"]
-    total = statistics.median(r["total_seconds"] for r in ours)
-    print(f"derive (analyst tables, once after catch-up): median "
-          f"{statistics.median(r['derive_seconds'] for r in ours):.1f} s; catch-up + derive: median "
-          f"{total:.1f} s, {args.touches / total:,.0f} events/s overall")
+    for name in [k for k in kinds if k.startswith("journey")]:
+        ours = results[name]
+        total = statistics.median(r["total_seconds"] for r in ours)
+        print(f"{name}: derive (analyst tables, once after catch-up) median "
+              f"{statistics.median(r['derive_seconds'] for r in ours):.1f} s; catch-up + derive: median "
+              f"{total:.1f} s, {args.touches / total:,.0f} events/s overall")
 
 if __name__ == "__main__":
     main()
