@@ -306,7 +306,10 @@ def _curves(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
+    """Rows computed in Python into a new table, column by column in one statement
+    (``executemany`` inserts a row per call: 24 s for the 300,000-touch clinic's curves)."""
     con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
     if rows:
-        marks = ", ".join("?" * len(rows[0]))
-        con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        types = [column.split(" ", 1)[1] for column in columns.split(", ")]
+        unnests = ", ".join(f"unnest(${n}::{kind}[])" for n, kind in enumerate(types, start=1))
+        con.execute(f"INSERT INTO {table} SELECT {unnests}", [list(values) for values in zip(*rows, strict=True)])
