@@ -310,6 +310,6 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequ
     (``executemany`` inserts a row per call: 24 s for the 300,000-touch clinic's curves)."""
     con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
     if rows:
-        types = [column.split(" ", 1)[1] for column in columns.split(", ")]
+        types = [kind for _, kind, *_ in con.execute(f"DESCRIBE {table}").fetchall()]  # as DuckDB parsed them
         unnests = ", ".join(f"unnest(${n}::{kind}[])" for n, kind in enumerate(types, start=1))
         con.execute(f"INSERT INTO {table} SELECT {unnests}", [list(values) for values in zip(*rows, strict=True)])
