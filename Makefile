@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/journey demo
 
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: install-test
 	$(BIN)/python bench/aggregate_design.py
