@@ -33,11 +33,11 @@ FROM (
     SELECT t.customer_id, c.channel, t.purpose, t.occurred_at, t.seq, t.properties->>'action' AS action
     FROM touchpoints t JOIN (SELECT unnest($channels) AS channel) c
       ON c.channel = t.properties->>'channel' OR t.properties->>'channel' = 'all'
-    WHERE t.type = 'consent' AND t.customer_id IS NOT NULL
+    WHERE t.type = 'consent' AND t.customer_id IS NOT NULL AND $scope
 )
 GROUP BY ALL;
 
-CREATE OR REPLACE TABLE consent_state AS
+$write consent_state $as
 SELECT customer_id, channel, purpose, arg_max(action, occurred_at) = 'granted' AS granted,
     max(occurred_at) AS since
 FROM consent_log GROUP BY ALL ORDER BY ALL;
@@ -46,10 +46,10 @@ CREATE OR REPLACE TEMP TABLE outbound AS
 SELECT event_id, customer_id, occurred_at, {_MEDIUM} AS channel, purpose,
     CASE WHEN purpose IN (SELECT unnest($marketing)) THEN 'marketing' ELSE 'reminders' END AS needs
 FROM touchpoints
-WHERE type = 'message' AND coalesce(direction, 'outbound') = 'outbound' AND customer_id IS NOT NULL
+WHERE type = 'message' AND coalesce(direction, 'outbound') = 'outbound' AND customer_id IS NOT NULL AND $scope
   AND (purpose IN (SELECT unnest($marketing)) OR purpose IN (SELECT unnest($service)));
 
-CREATE OR REPLACE TABLE consent_violations AS
+$write consent_violations $as
 SELECT o.event_id, o.customer_id, o.occurred_at, o.channel, o.purpose,
     CASE WHEN o.needs = 'marketing' AND c.action IS NULL THEN 'marketing without consent'
          WHEN o.needs = 'marketing' THEN 'marketing after consent was withdrawn'
@@ -72,7 +72,16 @@ def _literal(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"  # our own constants, never user input
 
 
-def derive_consent(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)build ``consent_state`` and ``consent_violations`` from ``touchpoints``."""
-    con.execute(_SQL.replace("$channels", _literal(CHANNELS)).replace("$marketing", _literal(MARKETING))
-                .replace("$service", _literal(SERVICE)))
+def derive_consent(con: duckdb.DuckDBPyConnection, dirty: str | None = None) -> None:
+    """(Re)build ``consent_state`` and ``consent_violations`` from ``touchpoints``; with
+    ``dirty`` (a table of customer ids) only those customers' rows are replaced (a
+    customer's consent and violations depend on their own touches alone)."""
+    sql = _SQL.replace("$channels", _literal(CHANNELS)).replace("$marketing", _literal(MARKETING)) \
+        .replace("$service", _literal(SERVICE))
+    if dirty is None:
+        con.execute(sql.replace("$scope", "TRUE").replace("$write", "CREATE OR REPLACE TABLE").replace("$as", "AS"))
+        return
+    scope = f"customer_id IN (SELECT customer_id FROM {dirty})"
+    for table in ("consent_state", "consent_violations"):
+        con.execute(f"DELETE FROM {table} WHERE {scope}")
+    con.execute(sql.replace("$scope", scope).replace("$write", "INSERT INTO").replace("$as", "BY NAME"))

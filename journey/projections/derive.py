@@ -1,12 +1,31 @@
 """Deriving the analyst tables from the base tables, in one transaction.
 
-Everything that depends on order or identity (canonical customers, ``seq``,
-stages, journeys, edges, variants) is recomputed from the append-only base, so a
-late event lands in its place and an identity merge reaches back in time, exactly
-as if the events had arrived in ``occurred_at`` order.
+Everything that depends on order or identity (canonical customers, ``seq``, stages,
+journeys, edges, variants) comes from the append-only base, so a late event lands in
+its place and an identity merge reaches back in time, exactly as if the events had
+arrived in ``occurred_at`` order.
+
+A derive is *full* (every table from the whole base) or *incremental* after a
+position: only what the events after it can change is derived again.
+
+1. The identifiers those events name, and every identifier of the identity components
+   they belong to, are resolved again (components are closed: no link leaves one, so
+   resolving them alone gives what resolving everything gives).
+2. The touches naming any of those identifiers, or stored after the position, may have
+   a new owner: their customers, before and after, are *dirty*, and every touch of a
+   dirty customer is derived again (``seq``, stages, steps).
+3. The per-customer tables (``touchpoints``, ``customers``, steps, variants, stage
+   entries, consent) replace the dirty customers' rows; the aggregates (edges, nodes,
+   variants, stage transitions) are summed again from the per-customer rows.
+
+A batch holding an erasure, a new stage model or a file without the per-customer
+tables is derived in full. ``tests/projections/test_properties.py`` proves
+incremental = rebuild table by table.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import duckdb
 
@@ -15,17 +34,45 @@ from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["derive"]
+__all__ = ["derive", "model_fingerprint"]
 
-_IDENTIFIERS = """
+_ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
+               ("anonymous_id", "anonymous_key"))
+_UNPIVOT = ("UNPIVOT (id FOR id_kind IN (patient_id AS 'customer_id', phone_key AS 'phone', "
+            "email_key AS 'email', anonymous_key AS 'anonymous_id'))")
+
+# The identifiers named after the position, and every identifier of their components.
+_AFFECTED = f"""
+CREATE OR REPLACE TEMP TABLE fresh_ids AS
+SELECT DISTINCT id_kind, id FROM (
+    SELECT patient_id, phone_key, email_key, anonymous_key FROM internal.touches WHERE position > $since
+    UNION ALL
+    SELECT patient_id, phone_key, email_key, anonymous_key FROM internal.identity_events WHERE position > $since
+) {_UNPIVOT};
+CREATE OR REPLACE TEMP TABLE affected_ids AS
+SELECT id_kind, id FROM fresh_ids
+UNION
+SELECT n.id_kind, n.id FROM internal.identity_nodes n
+WHERE n.component IN (SELECT c.component FROM internal.identity_nodes c JOIN fresh_ids f USING (id_kind, id));
+DROP TABLE fresh_ids;
+"""
+
+
+def _naming(alias: str = "") -> str:
+    """A row names an affected identifier (the SQL of the incremental scope)."""
+    prefix = f"{alias}." if alias else ""
+    return "(" + " OR ".join(
+        f"{prefix}{column} IN (SELECT id FROM affected_ids WHERE id_kind = '{kind}')"
+        for kind, column in _ID_COLUMNS) + ")"
+
+
+_IDENTIFIERS = f"""
 CREATE OR REPLACE TEMP TABLE observed AS
-SELECT position, 'link' AS kind, patient_id, phone_key, email_key, anonymous_key FROM internal.touches
+SELECT position, 'link' AS kind, patient_id, phone_key, email_key, anonymous_key FROM internal.touches WHERE $scope
 UNION ALL
-SELECT position, kind, patient_id, phone_key, email_key, anonymous_key FROM internal.identity_events;
+SELECT position, kind, patient_id, phone_key, email_key, anonymous_key FROM internal.identity_events WHERE $scope;
 CREATE OR REPLACE TEMP TABLE observed_ids AS
-SELECT position, kind, id_kind, id FROM observed
-UNPIVOT (id FOR id_kind IN (patient_id AS 'customer_id', phone_key AS 'phone',
-                            email_key AS 'email', anonymous_key AS 'anonymous_id'));
+SELECT position, kind, id_kind, id FROM observed {_UNPIVOT} $semi;
 """
 
 # Every identifier, numbered in first-seen order; within one event in the order the
@@ -64,33 +111,40 @@ LEFT JOIN labels m ON m.n = e.other
 GROUP BY l.n, l.label
 """
 
+# A component is named by its first-seen identifier; with one patient, by the patient.
 _NAMES = """
 CREATE OR REPLACE TEMP TABLE components AS
 SELECT label, count(*) FILTER (WHERE id_kind = 'customer_id') AS patients,
        any_value(id) FILTER (WHERE id_kind = 'customer_id') AS patient,
        arg_min(id_kind || ':' || id, n) AS first_seen
 FROM labels JOIN nodes USING (n) GROUP BY label;
-CREATE OR REPLACE TABLE internal.identity_map (id_kind VARCHAR, id VARCHAR, canonical VARCHAR);
-INSERT INTO internal.identity_map
-SELECT nodes.id_kind, nodes.id, CASE WHEN c.patients = 1 THEN c.patient ELSE c.first_seen END
+CREATE OR REPLACE TEMP TABLE new_nodes AS
+SELECT nodes.id_kind, nodes.id, c.first_seen AS component FROM nodes JOIN labels USING (n) JOIN components c USING (label);
+CREATE OR REPLACE TEMP TABLE new_map AS
+SELECT nodes.id_kind, nodes.id, CASE WHEN c.patients = 1 THEN c.patient ELSE c.first_seen END AS canonical
 FROM nodes JOIN labels USING (n) JOIN components c USING (label)
 WHERE c.patients <= 1;
 """
 
-_TOUCHPOINTS = """
-CREATE OR REPLACE TABLE touchpoints AS
-WITH named AS (
+# The touches, and a referred friend as the referring patient's act too (``credit``).
+_SOURCE = """
+CREATE OR REPLACE TEMP VIEW touch_source AS
+SELECT *, false AS credit FROM internal.touches
+UNION ALL BY NAME
+SELECT position, 'referred:' || event_id AS event_id, 'referred_friend' AS type,
+    'referred_friend' AS activity, occurred_at, recorded_at, referrer_key AS patient_id, true AS credit
+FROM internal.touches WHERE referrer_key IS NOT NULL
+"""
+
+# Whose touch it is: the patient named, else the one customer its identifiers resolve to.
+_OWNED = """
+named AS (
     SELECT t.*, list_filter([mp.canonical, me.canonical, ma.canonical], lambda x: x IS NOT NULL) AS names
-    FROM (
-        SELECT * FROM internal.touches
-        UNION ALL BY NAME  -- a referred friend is the referring patient's act too
-        SELECT position, 'referred:' || event_id AS event_id, 'referred_friend' AS type,
-            'referred_friend' AS activity, occurred_at, recorded_at, referrer_key AS patient_id
-        FROM internal.touches WHERE referrer_key IS NOT NULL
-    ) t
+    FROM touch_source t
     LEFT JOIN internal.identity_map mp ON mp.id_kind = 'phone' AND mp.id = t.phone_key
     LEFT JOIN internal.identity_map me ON me.id_kind = 'email' AND me.id = t.email_key
     LEFT JOIN internal.identity_map ma ON ma.id_kind = 'anonymous_id' AND ma.id = t.anonymous_key
+    WHERE $rows
 ), resolved AS (
     SELECT *, list_sort(list_distinct(list_filter(names, lambda x: NOT (
         x LIKE 'ambiguous:%' OR x LIKE 'phone:%' OR x LIKE 'email:%' OR x LIKE 'anonymous_id:%'
@@ -104,7 +158,30 @@ WITH named AS (
         ELSE names[1]
     END AS customer_id
     FROM resolved
-), visits AS (
+)"""
+
+# The rows whose owner may have changed (named after the position, or naming an
+# affected identifier), and the customers they belonged to and belong to now.
+_DIRTY = f"""
+CREATE OR REPLACE TEMP TABLE hit AS
+WITH {_OWNED.replace("$rows", "t.position > $since OR " + _naming("t"))}
+SELECT position, credit, customer_id FROM owned;
+CREATE OR REPLACE TEMP TABLE dirty AS
+SELECT customer_id FROM hit
+UNION
+SELECT tp.customer_id FROM touchpoints tp JOIN hit h
+  ON h.position = tp.position AND h.credit = (tp.type = 'referred_friend');
+CREATE OR REPLACE TEMP TABLE rows_again AS  -- a row's key: position * 2 + credit
+SELECT position * 2 + credit::INTEGER AS row_key FROM hit
+UNION
+SELECT position * 2 + (type = 'referred_friend')::INTEGER FROM touchpoints
+WHERE customer_id IN (SELECT customer_id FROM dirty)
+   OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL));
+DROP TABLE hit;
+"""
+
+_TOUCHPOINTS = f"""
+WITH {_OWNED}, visits AS (
     SELECT *,
         row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at
     FROM owned
@@ -120,61 +197,34 @@ SELECT event_id, customer_id, type, activity, $stage_case AS stage, channel, sou
 FROM visits
 """
 
+# Per customer: each touch and the next (the journey graph's steps), the journey's
+# variant, and each entry into a stage with the next stage entered.
 _STEPS = """
-CREATE OR REPLACE TEMP TABLE steps AS
 SELECT customer_id, activity, occurred_at, seq,
     lead(activity) OVER w AS next_activity,
     (epoch_us(lead(occurred_at) OVER w) - epoch_us(occurred_at)) / 1e6 AS seconds
-FROM touchpoints WHERE customer_id IS NOT NULL
+FROM touchpoints WHERE customer_id IS NOT NULL AND $dirty
 WINDOW w AS (PARTITION BY customer_id ORDER BY seq)
 """
 
-_EDGES_TABLE = """
-CREATE OR REPLACE TABLE journey_edges AS
-SELECT activity AS source, next_activity AS target, count(*) AS transitions,
-    count(DISTINCT customer_id) AS customers, avg(seconds) AS mean_seconds,
-    median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
-FROM steps WHERE next_activity IS NOT NULL
-GROUP BY ALL ORDER BY transitions DESC, source, target
+_PATHS = """
+SELECT customer_id, list(activity ORDER BY seq) AS activities
+FROM internal.steps WHERE $dirty GROUP BY customer_id
 """
 
-_NODES_TABLE = """
-CREATE OR REPLACE TABLE journey_nodes AS
-SELECT activity, count(*) AS events, count(DISTINCT customer_id) AS customers,
-    count(*) FILTER (WHERE seq = 1) AS starts,
-    count(*) FILTER (WHERE next_activity IS NULL) AS ends
-FROM steps GROUP BY activity ORDER BY events DESC, activity
-"""
-
-_VARIANTS = """
-CREATE OR REPLACE TABLE journey_variants AS
-SELECT array_to_string(activities, ' > ') AS variant, activities, len(activities) AS length,
-    count(*) AS customers
-FROM (SELECT customer_id, list(activity ORDER BY seq) AS activities FROM steps GROUP BY customer_id)
-GROUP BY activities ORDER BY customers DESC, variant
-"""
-
-_STAGE_TRANSITIONS = """
-CREATE OR REPLACE TABLE stage_transitions AS
+_STAGE_ENTRIES = """
 WITH staged AS (
     SELECT customer_id, stage, occurred_at, seq, lag(stage) OVER (PARTITION BY customer_id ORDER BY seq) AS before
-    FROM touchpoints WHERE customer_id IS NOT NULL AND stage IS NOT NULL
-), entered AS (
-    SELECT customer_id, stage, occurred_at,
-        lead(stage) OVER e AS next_stage,
-        (epoch_us(lead(occurred_at) OVER e) - epoch_us(occurred_at)) / 1e6 AS seconds
-    FROM staged WHERE before IS NULL OR before <> stage
-    WINDOW e AS (PARTITION BY customer_id ORDER BY seq)
+    FROM touchpoints WHERE customer_id IS NOT NULL AND stage IS NOT NULL AND $dirty
 )
-SELECT stage AS from_stage, next_stage AS to_stage, count(*) AS transitions,
-    count(DISTINCT customer_id) AS customers, avg(seconds) AS mean_seconds,
-    median(seconds) AS median_seconds
-FROM entered WHERE next_stage IS NOT NULL
-GROUP BY ALL ORDER BY transitions DESC, from_stage, to_stage
+SELECT customer_id, stage, occurred_at,
+    lead(stage) OVER e AS next_stage,
+    (epoch_us(lead(occurred_at) OVER e) - epoch_us(occurred_at)) / 1e6 AS seconds
+FROM staged WHERE before IS NULL OR before <> stage
+WINDOW e AS (PARTITION BY customer_id ORDER BY seq)
 """
 
 _CUSTOMERS = """
-CREATE OR REPLACE TABLE customers AS
 SELECT customer_id,
     bool_or(identified) AS identified,
     customer_id LIKE 'ambiguous:%' AS ambiguous,
@@ -197,10 +247,43 @@ SELECT customer_id,
     arg_max(properties->>'family', seq) FILTER (WHERE type = 'profile') AS family,
     arg_max(properties->>'education', seq) FILTER (WHERE type = 'profile') AS education,
     arg_max(properties->>'problem', seq) FILTER (WHERE type = 'profile') AS problem
-FROM touchpoints WHERE customer_id IS NOT NULL
-GROUP BY customer_id ORDER BY customer_id
+FROM touchpoints WHERE customer_id IS NOT NULL AND $dirty
+GROUP BY customer_id
 """
 
+# The aggregates, summed again from the per-customer rows.
+_EDGES_TABLE = """
+CREATE OR REPLACE TABLE journey_edges AS
+SELECT activity AS source, next_activity AS target, count(*) AS transitions,
+    count(DISTINCT customer_id) AS customers, avg(seconds) AS mean_seconds,
+    median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
+FROM internal.steps WHERE next_activity IS NOT NULL
+GROUP BY ALL ORDER BY transitions DESC, source, target
+"""
+
+_NODES_TABLE = """
+CREATE OR REPLACE TABLE journey_nodes AS
+SELECT activity, count(*) AS events, count(DISTINCT customer_id) AS customers,
+    count(*) FILTER (WHERE seq = 1) AS starts,
+    count(*) FILTER (WHERE next_activity IS NULL) AS ends
+FROM internal.steps GROUP BY activity ORDER BY events DESC, activity
+"""
+
+_VARIANTS = """
+CREATE OR REPLACE TABLE journey_variants AS
+SELECT array_to_string(activities, ' > ') AS variant, activities, len(activities) AS length,
+    count(*) AS customers
+FROM internal.paths GROUP BY activities ORDER BY customers DESC, variant
+"""
+
+_STAGE_TRANSITIONS = """
+CREATE OR REPLACE TABLE stage_transitions AS
+SELECT stage AS from_stage, next_stage AS to_stage, count(*) AS transitions,
+    count(DISTINCT customer_id) AS customers, avg(seconds) AS mean_seconds,
+    median(seconds) AS median_seconds
+FROM internal.stage_entries WHERE next_stage IS NOT NULL
+GROUP BY ALL ORDER BY transitions DESC, from_stage, to_stage
+"""
 
 _CUSTOMER_IDENTIFIERS = """
 CREATE OR REPLACE TABLE customer_identifiers AS
@@ -211,28 +294,77 @@ SELECT unnest(candidates), id_kind, id, true FROM identity_ambiguities
 ORDER BY ALL
 """
 
+PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers")
+"""The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 
-def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None) -> None:
-    """Recompute every analyst table from the base (the caller owns the transaction)."""
-    con.execute(_IDENTIFIERS)
-    _resolve_identities(con)
+_DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
+_TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
+              "new_ambiguities", "affected_ids", "dirty", "rows_again")
+
+
+def model_fingerprint(stage_model: StageModel | None) -> str:
+    """What a derive's stages depend on: a new model means a full derive."""
+    stages = compile_stages(stage_model or default_stage_model(), "visits")
+    text = stages.sql + repr(sorted(stages.parameters.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None, *,
+           since: int | None = None) -> int | None:
+    """Derive the analyst tables (the caller owns the transaction): in full, or with
+    ``since`` only what the events after that position change. Returns how many
+    customers were derived again (None for a full derive)."""
+    full = since is None
     model = stage_model or default_stage_model()
+    con.execute(_SOURCE)
+    if full:
+        con.execute("CREATE OR REPLACE TEMP TABLE affected_ids AS SELECT NULL::VARCHAR AS id_kind, NULL::VARCHAR AS id")
+    else:
+        con.execute(_AFFECTED.replace("$since", str(int(since))))
+    _resolve_identities(con, full)
     stages = compile_stages(model, "visits")
-    con.execute(_TOUCHPOINTS.replace("$stage_case", stages.sql), stages.parameters)
-    con.execute(_STEPS)
-    for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMERS):
+    touchpoints = _TOUCHPOINTS.replace("$stage_case", stages.sql)
+    if full:
+        con.execute("CREATE OR REPLACE TABLE touchpoints AS " + touchpoints.replace("$rows", "TRUE"),
+                    stages.parameters)
+        dirty = "TRUE"
+    else:
+        con.execute(_DIRTY.replace("$since", str(int(since))))
+        con.execute("DELETE FROM touchpoints WHERE customer_id IN (SELECT customer_id FROM dirty) "
+                    "OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL))")
+        rows = "t.position * 2 + t.credit::INTEGER IN (SELECT row_key FROM rows_again)"
+        con.execute("INSERT INTO touchpoints BY NAME " + touchpoints.replace("$rows", rows), stages.parameters)
+        dirty = _DIRTY_ONLY
+    for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
+                          ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
+        _replace(con, table, select.replace("$dirty", dirty), full)
+    for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMER_IDENTIFIERS):
         con.execute(statement)
-    con.execute(_CUSTOMER_IDENTIFIERS)
-    derive_consent(con)
-    for table in ("steps", "observed", "observed_ids", "nodes", "edges", "labels", "components"):
+    derive_consent(con, None if full else "dirty")
+    count = None if full else con.execute("SELECT count(*) FROM dirty").fetchone()[0]
+    con.execute("DROP VIEW IF EXISTS touch_source")
+    for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     write_analysis_tables(con, model)
+    return count
 
 
-def _resolve_identities(con: duckdb.DuckDBPyConnection) -> None:
+def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, full: bool) -> None:
+    """A per-customer table: built whole, or the dirty customers' rows replaced."""
+    if full:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
+        return
+    con.execute(f"DELETE FROM {table} WHERE {_DIRTY_ONLY}")
+    con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+def _resolve_identities(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     """Connected components in SQL; groups with at most one patient are named there.
     Groups holding several patients (a shared phone) go to the domain's resolver,
-    which gives each identifier its nearest patient or marks it ambiguous."""
+    which gives each identifier its nearest patient or marks it ambiguous. Incremental:
+    only the affected identifiers' components, whose rows replace theirs."""
+    scope, semi = ("TRUE", "") if full else (_naming(), "SEMI JOIN affected_ids USING (id_kind, id)")
+    con.execute(_IDENTIFIERS.replace("$scope", scope).replace("$semi", semi))
     con.execute(_NODES)
     con.execute(_EDGES)
     con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT n, n AS label FROM nodes")
@@ -255,13 +387,20 @@ def _resolve_identities(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall())
     result = resolver.resolve()
     con.execute(
-        "INSERT INTO internal.identity_map SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[])",
+        "INSERT INTO new_map SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[])",
         [[k for k, _ in result.canonical_of], [v for _, v in result.canonical_of],
          list(result.canonical_of.values())],
     )
-    con.execute("CREATE OR REPLACE TABLE identity_ambiguities (id_kind VARCHAR, id VARCHAR, candidates VARCHAR[])")
+    con.execute("CREATE OR REPLACE TEMP TABLE new_ambiguities (id_kind VARCHAR, id VARCHAR, candidates VARCHAR[])")
     con.execute(
-        "INSERT INTO identity_ambiguities SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[][])",
+        "INSERT INTO new_ambiguities SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[][])",
         [[a.identifier[0] for a in result.ambiguities], [a.identifier[1] for a in result.ambiguities],
          [list(a.candidates) for a in result.ambiguities]],
     )
+    for table, new in (("internal.identity_map", "new_map"), ("internal.identity_nodes", "new_nodes"),
+                       ("identity_ambiguities", "new_ambiguities")):
+        if full:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {new}")
+        else:
+            con.execute(f"DELETE FROM {table} t USING affected_ids a WHERE t.id_kind = a.id_kind AND t.id = a.id")
+            con.execute(f"INSERT INTO {table} SELECT * FROM {new}")

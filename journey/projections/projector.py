@@ -19,7 +19,7 @@ import duckdb
 from eventsourcing.persistence import Tracking
 
 from journey.errors import ProjectionError
-from journey.projections.derive import derive
+from journey.projections.derive import PER_CUSTOMER, derive, model_fingerprint
 from journey.projections.load import Poison, load_batch
 from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.schema import BASE_DDL, SCHEMA_VERSION
@@ -27,9 +27,19 @@ from journey.projections.stage_model import StageModel
 from journey.projections.tracking import DuckDBTrackingRecorder
 from journey.store.event_store import EventStore
 
-__all__ = ["CatchUp", "Projector"]
+__all__ = ["CatchUp", "Derived", "Projector"]
 
 APPLICATION = "journey-projection"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the last derive did: ``since`` None is a full derive."""
+
+    since: int | None
+    position: int
+    customers: int | None
+    seconds: float
 
 
 @dataclass
@@ -87,6 +97,7 @@ class Projector:
             self.con.execute(statement)
         self.tracking = DuckDBTrackingRecorder(self.con)
         self._check_meta()
+        self.last_derive: Derived | None = None
 
     def _check_meta(self) -> None:
         meta = dict(self.con.execute("SELECT key, value FROM internal.meta").fetchall())
@@ -180,19 +191,42 @@ class Projector:
         )
 
     def derive(self, *, force: bool = False) -> bool:
-        """Recompute the analyst tables if the base moved on since the last time."""
+        """Bring the analyst tables up to the projected position if the base moved on:
+        incrementally (only the customers the new events touch) when the tables were
+        derived before with the same stage model and no erasure came since, else in full."""
         position = self.position
-        if not force and self.derived_position() == position:
+        derived = self.derived_position()
+        if not force and derived == position:
             return False
+        since = None if force else self._incremental_from(derived)
+        started = time.perf_counter()
         self.con.begin()
         try:
-            derive(self.con, self.stage_model)
+            customers = derive(self.con, self.stage_model, since=since)
+            self.con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('derived_with', ?)",
+                             [model_fingerprint(self.stage_model)])
             self._status(position, derived=position)
             self.con.commit()
         except BaseException:
             self.con.rollback()
             raise
+        self.last_derive = Derived(since, position, customers, time.perf_counter() - started)
         return True
+
+    def _incremental_from(self, derived: int) -> int | None:
+        """The position an incremental derive can start from, or None for a full one."""
+        if derived < 0:
+            return None
+        meta = dict(self.con.execute("SELECT key, value FROM internal.meta").fetchall())
+        if meta.get("derived_with") != model_fingerprint(self.stage_model):
+            return None
+        tables = {f"{schema}.{name}" if schema != "main" else name for schema, name in self.con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()}
+        if not set(PER_CUSTOMER) | {"internal.identity_nodes", "touchpoints"} <= tables:
+            return None
+        erased = self.con.execute("SELECT count(*) FROM internal.erasures WHERE position > ?", [derived]).fetchone()[0]
+        return None if erased else derived
 
     def close(self) -> None:
         self.con.close()

@@ -15,7 +15,7 @@ from tests.touches import raw
 
 from tests.stores import PSEUDONYMS
 
-__all__ = ["PSEUDONYMS", "analyst_view", "append", "project", "rows"]
+__all__ = ["PSEUDONYMS", "analyst_view", "append", "every_table", "project", "rows"]
 
 
 def append(store: EventStore, *records: dict[str, Any], recorded_at: datetime | None = None) -> None:
@@ -46,3 +46,28 @@ ANALYST_QUERIES = {
 
 def analyst_view(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
     return {name: rows(con, sql) for name, sql in ANALYST_QUERIES.items()}
+
+
+def _comparable(value: Any) -> Any:
+    """Floats to 9 significant digits: a mean summed in another row order may differ in
+    its last bits; everything else as it is."""
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, list):
+        return tuple(_comparable(v) for v in value)
+    return value
+
+
+def every_table(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every analyst table's rows, in a canonical order (an incremental derive may store
+    rows in another physical order than a rebuild): what "equal to a rebuild" compares.
+    ``projection_status`` aside (it holds the time it was written)."""
+    from journey.projections.schema import ANALYST_TABLES
+
+    tables = {}
+    for table in ANALYST_TABLES:
+        if table == "projection_status":
+            continue
+        found = [tuple(_comparable(v) for v in row) for row in con.execute(f"SELECT * FROM {table}").fetchall()]
+        tables[table] = sorted(found, key=repr)
+    return tables
