@@ -78,7 +78,9 @@ def test_a_poison_event_stops_a_rebuild_and_keeps_the_current_projection(
 
 
 def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: ProjectionPaths,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+                                          caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a logging.config.dictConfig elsewhere in the session (import-linter's) disables existing loggers
+    monkeypatch.setattr(logging.getLogger("journey.projector"), "disabled", False)
     caplog.set_level(logging.INFO, logger="journey.projector")
     stop = threading.Event()
     cycles: list[int] = []
