@@ -100,17 +100,38 @@ def quarantine_dismiss(ids: tuple[int, ...], note: str) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-def status(as_json: bool) -> None:
-    """Where the event store is and what it holds, and how far the projection is behind."""
+@click.option("--wait", "wait", type=click.IntRange(min=0), default=None, metavar="POSITION",
+              help="first wait until the published snapshot holds this store position "
+                   "(e.g. the `position` of `journey ingest --json`)")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="with --wait: give up after this many seconds (exit 2, saying how far it got)")
+def status(as_json: bool, wait: int | None, timeout: float) -> None:
+    """Where the event store is and what it holds, and how far the projection is behind.
+
+    position is the store's head; projection_position what the published snapshot
+    holds; projection_lag the events between them; projection_lag_seconds how much
+    recorded time the snapshot is missing, by the store's own clock: the head event's
+    recorded_at minus that of the first event not yet published (0 when caught up; it
+    does not grow while nothing is written; one ingest batch shares one recorded_at).
+    unpublished_since is when that first unpublished event was recorded;
+    projection_published_at when the snapshot file was last written.
+
+    \b
+    Ingest, then read what you ingested:
+      journey status --wait "$(journey ingest new.jsonl --json | jq .position)"
+    """
+    from journey.projections.freshness import wait_for_position
     from journey.services.status import system_status
 
     wired = adapters()
+    if wait is not None:
+        wait_for_position(wired.analytics, wait, timeout)
     facts = system_status(wired.store, wired.event_store_location, wired.analytics, wired.kafka_target)
     if as_json:
         echo_json(facts)
         return
     for key, value in facts.items():
-        click.echo(f"{key:22} {value}")
+        click.echo(f"{key:24} {value}")
 
 
 @click.command()

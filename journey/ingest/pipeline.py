@@ -38,13 +38,17 @@ class IngestSummary:
     duplicates: int = 0
     quarantined: int = 0
     seconds: float = 0.0
+    position: int | None = None
+    """The store's head position when the ingest ended (None: not read): once a
+    projection holds it, it holds everything this ingest stored or found stored."""
 
     @property
     def rate(self) -> float:
         return self.read / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, float | int]:
-        return {**asdict(self), "seconds": round(self.seconds, 3), "rate": round(self.rate, 1)}
+        fields = {k: v for k, v in asdict(self).items() if v is not None}
+        return {**fields, "seconds": round(self.seconds, 3), "rate": round(self.rate, 1)}
 
 
 @dataclass
@@ -222,6 +226,7 @@ class Ingestor:
                 if progress:
                     progress(len(batch))
         summary.seconds = time.perf_counter() - started
+        summary.position = self.store.position()
         return summary
 
     def retry_quarantine(self, progress: Progress | None = None) -> RetrySummary:

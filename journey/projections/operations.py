@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -84,7 +85,9 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
            on_cycle: Callable[[CatchUp], None] | None = None) -> None:
     """Keep following the store (polling every ``interval`` seconds) until SIGINT,
     SIGTERM or ``stop``. Poison events go to ``dead_letters`` and the rest goes on;
-    the snapshot is republished after every cycle that loaded something."""
+    the snapshot is republished after every cycle that loaded something, and such a
+    cycle logs one INFO line: events read, new position, store head, lag, and the
+    seconds spent loading, deriving and publishing."""
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
         projector = _projector(store, paths.working, pseudonyms, paths)
@@ -95,14 +98,35 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                 for poison in result.poison:
                     log.warning("position %s (%s) sent to dead_letters: %s",
                                 poison.position, poison.event_id, poison.reason)
-                if projector.derive() or not paths.snapshot.exists():
-                    publish(projector.con, paths.snapshot)
+                deriving, publishing = _derive_and_publish(projector, paths.snapshot)
+                if result.read:
+                    _log_cycle(result, store.position(), deriving, publishing or 0.0)
+                elif publishing is not None:
                     log.info("published position %s to %s", projector.position, paths.snapshot)
                 if on_cycle:
                     on_cycle(result)
                 stop.wait(interval)
         finally:
             projector.close()
+
+
+def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, float | None]:
+    """Derive if the base moved on, publish if it did (or nothing is published yet):
+    the seconds each took (publishing None: not published)."""
+    started = time.perf_counter()
+    derived = projector.derive()
+    deriving = time.perf_counter() - started
+    if not (derived or not snapshot.exists()):
+        return deriving, None
+    started = time.perf_counter()
+    publish(projector.con, snapshot)
+    return deriving, time.perf_counter() - started
+
+
+def _log_cycle(result: CatchUp, head: int, deriving: float, publishing: float) -> None:
+    log.info("read %s events to position %s; store head %s, lag %s events; load %.2f s, "
+             "derive %.2f s, publish %.2f s", result.read, result.position, head,
+             head - result.position, result.seconds, deriving, publishing)
 
 
 def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,

@@ -177,6 +177,19 @@ class EventStore:
         """The position of the last stored event (0 when empty)."""
         return self.recorder.max_notification_id() or 0
 
+    def recorded_at(self, start: int) -> tuple[int, datetime] | None:
+        """The first stored event at or after position ``start``: its position and when
+        the engine recorded it (the store's own ``recorded_at``); None when there is no
+        such event, or its ``recorded_at`` cannot be read."""
+        notifications = self.recorder.select_notifications(start, 1)
+        if not notifications:
+            return None
+        text = self.mapper.recorded_at(notifications[0])
+        if text is None:
+            return None
+        when = datetime.fromisoformat(text)
+        return notifications[0].id, (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
     def quarantine(self, *, open_only: bool = True, after_id: int = 0, limit: int = 1000) -> list[QuarantineEntry]:
         return self.recorder.select_quarantine(open_only=open_only, after_id=after_id, limit=limit)
 

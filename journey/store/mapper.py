@@ -106,6 +106,21 @@ class JourneyMapper(Mapper[str]):
                 event = replace(event, touch=touch)
         return event
 
+    def recorded_at(self, stored_event: StoredEvent) -> str | None:
+        """When the engine stored this event (its ``recorded_at``, RFC 3339), read from
+        the stored state without decoding the touch or opening sealed fields; None when
+        the state has no readable ``recorded_at``."""
+        state = stored_event.state
+        try:
+            if self.cipher:
+                state = self.cipher.decrypt(state)
+            if self.compressor:
+                state = self.compressor.decompress(state)
+            value = self.transcoder.decode(state).get("recorded_at")
+        except Exception:  # noqa: BLE001 - a poison event: the projector reports those
+            return None
+        return value if isinstance(value, str) else None
+
     def _seal(self, state: bytes) -> bytes:
         if self.compressor:
             state = self.compressor.compress(state)

@@ -60,6 +60,25 @@ def test_status_shows_position_and_quarantine(tmp_path: Path) -> None:
     assert (status["position"], status["quarantine_open"]) == (1, 1)
 
 
+def test_ingest_then_wait_until_the_projection_holds_it(tmp_path: Path) -> None:
+    first = json.loads(journey("ingest", "-", "--json", home=tmp_path, stdin=raw(touch(event_id="a")) + b"\n").stdout)
+    assert first["position"] == 1
+    again = json.loads(journey("ingest", "-", "--json", home=tmp_path, stdin=raw(touch(event_id="a")) + b"\n").stdout)
+    assert (again["accepted"], again["duplicates"], again["position"]) == (0, 1, 1)
+    unpublished = journey("status", "--wait", "1", "--timeout", "0.2", home=tmp_path)
+    assert unpublished.returncode == 2
+    assert "position 1 was not published within 0.2 s: nothing was published at" in unpublished.stderr
+    assert "journey project --follow" in unpublished.stderr
+    assert journey("project", home=tmp_path).returncode == 0
+    waited = journey("status", "--wait", str(first["position"]), "--json", home=tmp_path)
+    assert waited.returncode == 0, waited.stderr
+    status = json.loads(waited.stdout)
+    assert (status["projection_position"], status["projection_lag"], status["projection_lag_seconds"]) == (1, 0, 0.0)
+    assert status["projection_published_at"] is not None
+    text = journey("status", home=tmp_path).stdout
+    assert any(line.split()[:2] == ["projection_lag_seconds", "0.0"] for line in text.splitlines()), text
+
+
 def test_errors_are_one_line_with_what_to_do(tmp_path: Path) -> None:
     result = journey("ingest", str(tmp_path / "missing.jsonl"), home=tmp_path)
     assert result.returncode == 2

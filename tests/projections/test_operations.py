@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -75,7 +77,11 @@ def test_a_poison_event_stops_a_rebuild_and_keeps_the_current_projection(
     assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(4,)]
 
 
-def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: ProjectionPaths) -> None:
+def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: ProjectionPaths,
+                                          caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a logging.config.dictConfig elsewhere in the session (import-linter's) disables existing loggers
+    monkeypatch.setattr(logging.getLogger("journey.projector"), "disabled", False)
+    caplog.set_level(logging.INFO, logger="journey.projector")
     stop = threading.Event()
     cycles: list[int] = []
     follower = threading.Thread(target=operations.follow, args=(sqlite_store, paths, PSEUDONYMS),
@@ -97,6 +103,12 @@ def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: Proj
     assert not follower.is_alive()
     assert sum(cycles) == 7
     assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(7,)]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("read ")]
+    assert len(lines) == len([c for c in cycles if c])  # one line per cycle that loaded something
+    last = re.fullmatch(r"read (\d+) events to position (\d+); store head (\d+), lag (\d+) events; "
+                        r"load [\d.]+ s, derive [\d.]+ s, publish [\d.]+ s", lines[-1])
+    assert last is not None, lines[-1]
+    assert last.groups() == ("2", "7", "7", "0")
     operations.catch_up(sqlite_store, paths, PSEUDONYMS)  # the lock was released
 
 

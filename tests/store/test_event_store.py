@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,16 @@ def test_read_returns_store_order_across_pages(store: EventStore) -> None:
     assert [p for p, _ in events] == list(range(1, 31))
     assert [e.event_id for _, e in events][:3] == ["e-0", "e-1", "e-2"]
     assert len(list(store.read(start=29))) == 2
+
+
+def test_recorded_at_is_the_stores_own_time_of_the_first_event_from_a_position(store: EventStore) -> None:
+    first, later = datetime(2025, 3, 1, 9, tzinfo=timezone.utc), datetime(2025, 3, 1, 9, 5, tzinfo=timezone.utc)
+    store.append([sub(touch(event_id="e-1")), sub(touch(event_id="e-2"), 2)], recorded_at=first)
+    store.append([sub(touch(event_id="e-3"))], recorded_at=later.astimezone(timezone(timedelta(hours=3))))
+    assert store.recorded_at(1) == (1, first)
+    assert store.recorded_at(3) == (3, later)
+    assert store.recorded_at(3)[1].tzinfo == timezone.utc
+    assert store.recorded_at(4) is None
 
 
 def test_identity_events_are_stored_under_their_own_topic(store: EventStore) -> None:
