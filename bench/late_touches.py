@@ -1,0 +1,172 @@
+"""Live projection benchmark: how long 1,000 late touches take to become visible on a
+projection of N touches, against the full projection from empty, in the same run.
+
+One round, in its own processes:
+- **full**: catch-up + derive + publish of the N-touch store into an empty DuckDB file;
+- **late**: on a projection of those N touches (built once, copied per round), append
+  1,000 touches (998 to existing patients, one dated months back, one identity link that
+  merges a web visitor's anonymous journey into a patient's), then catch-up + derive +
+  publish; the same for the rebuild peer, which derives everything again
+  (``derive(force=True)``);
+- **check**: the incremental file's every analyst table equals a rebuild's from empty.
+
+Run:  python bench/late_touches.py [--touches 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from _harness import arguments, emit, measure, work_dir
+
+SECRET = b"benchmark-secret-0123456789"
+LATE = 1_000
+
+
+def _store(path: str):  # noqa: ANN202 - the journey types load in the child only
+    from journey.store.event_store import EventStore
+    from journey.store.sqlite import open_sqlite
+
+    return EventStore(open_sqlite(path))
+
+
+def _projector(store_path: str, target: str):  # noqa: ANN202
+    from journey.crypto.pseudonym import Pseudonymiser
+    from journey.projections.projector import Projector
+
+    return Projector(_store(store_path), Path(target), Pseudonymiser(SECRET))
+
+
+def late_touches(store_path: str) -> list[bytes]:
+    """1,000 touches for patients already in the store (from its own rows)."""
+    import orjson
+    import sqlite3
+
+    con = sqlite3.connect(store_path)
+    patients = [r[0] for r in con.execute(
+        "SELECT DISTINCT json_extract(state, '$.touch.customer.customer_id') FROM stored_events "
+        "WHERE json_extract(state, '$.touch.customer.customer_id') IS NOT NULL LIMIT 50000")]
+    visitor = con.execute(
+        "SELECT json_extract(state, '$.touch.customer.anonymous_id') FROM stored_events "
+        "WHERE json_extract(state, '$.touch.customer.anonymous_id') IS NOT NULL "
+        "AND json_extract(state, '$.touch.customer.customer_id') IS NULL LIMIT 1").fetchone()
+    latest = con.execute("SELECT max(json_extract(state, '$.touch.occurred_at')) FROM stored_events").fetchone()[0]
+    con.close()
+    rnd = random.Random(7)
+    records = []
+    for n in range(LATE - 2):
+        records.append({"event_id": f"late-{n}", "type": "message", "occurred_at": latest, "channel": "sms",
+                        "customer": {"customer_id": rnd.choice(patients)},
+                        "properties": {"medium": "sms", "purpose": "recall"}})
+    records.append({"event_id": "late-months-back", "type": "call", "occurred_at": "2025-01-15T10:00:00+03:00",
+                    "channel": "phone", "customer": {"customer_id": rnd.choice(patients)},
+                    "properties": {"direction": "inbound", "answered": True, "administrator": "Irina"}})
+    merged = {"customer_id": rnd.choice(patients)}
+    if visitor:
+        merged["anonymous_id"] = visitor[0]
+    records.append({"event_id": "late-merge", "type": "identity_link", "occurred_at": latest, "customer": merged})
+    return [orjson.dumps(r) for r in records]
+
+
+def append_late(store_path: str) -> None:
+    from journey.ingest.pipeline import Ingestor
+    from journey.ingest.sources import RawRecord
+
+    lines = late_touches(store_path)
+    summary = Ingestor(_store(store_path), workers=1).ingest(
+        RawRecord("late", str(n), line) for n, line in enumerate(lines))
+    assert summary.accepted == LATE, summary
+
+
+def visible(store_path: str, target: str, *, force: bool = False) -> dict[str, float]:
+    """Catch-up + derive + publish: what makes the store's news visible to analysts."""
+    from journey.projections.publish import publish
+
+    projector = _projector(store_path, target)
+    start = time.perf_counter()
+    read = projector.catch_up().read
+    loaded = time.perf_counter()
+    projector.derive(force=force)
+    derived = time.perf_counter()
+    publish(projector.con, Path(target).with_name("snapshot.duckdb"))
+    done = time.perf_counter()
+    projector.close()
+    return {"events": read, "seconds": done - start, "load_seconds": loaded - start,
+            "derive_seconds": derived - loaded, "publish_seconds": done - derived}
+
+
+def check(incremental: str, rebuilt: str) -> dict[str, float]:
+    """Every analyst table of the incremental file against a rebuild's (a difference fails)."""
+    import duckdb
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.projections.helpers import every_table
+
+    a, b = (duckdb.connect(p, read_only=True) for p in (incremental, rebuilt))
+    left, right = every_table(a), every_table(b)
+    differing = [t for t in left if left[t] != right[t]]
+    if differing:
+        raise SystemExit(f"incremental differs from the rebuild in {differing}")
+    return {"events": sum(len(v) for v in left.values()), "seconds": 1.0, "tables": len(left)}
+
+
+def child(kind: str, store_path: str, target: str) -> None:
+    if kind == "full":
+        emit(visible(store_path, target), "events")
+    elif kind in ("late", "late-rebuild"):
+        emit(visible(store_path, target, force=kind == "late-rebuild"), "events")
+    elif kind == "append":
+        append_late(store_path)
+        emit({"events": LATE, "seconds": 1.0}, "events")
+    elif kind == "check":
+        emit(check(store_path, target), "events")
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    args = arguments(1_000_000, child)
+    if args is None:
+        return
+    from projection import build_store
+
+    work = work_dir()
+    store = work / f"events-{args.touches}.sqlite"
+    build_store(store, args.touches)
+    base = work / f"late-{args.touches}"
+    base.mkdir(exist_ok=True)
+    projected = base / "projected.duckdb"
+    if not projected.exists():
+        measure(__file__, "full", str(store), str(projected))
+    print(f"{args.touches:,} demo touches (SQLite store); {LATE:,} late touches per round; {args.runs} runs, medians")
+    full, late, again = [], [], []
+    for round_ in range(args.runs):
+        full.append(measure(__file__, "full", str(store), str(base / f"full-{round_}.duckdb")))
+        for name, results, peer in (("inc", late, "late"), ("reb", again, "late-rebuild")):
+            shutil.copy(store, base / f"{name}.sqlite")
+            shutil.copy(projected, base / f"{name}.duckdb")
+            measure(__file__, "append", str(base / f"{name}.sqlite"), "-")
+            results.append(measure(__file__, peer, str(base / f"{name}.sqlite"), str(base / f"{name}.duckdb")))
+        if round_ == 0:
+            measure(__file__, "full", str(base / "inc.sqlite"), str(base / "fresh.duckdb"))
+            checked = measure(__file__, "check", str(base / "inc.duckdb"), str(base / "fresh.duckdb"))
+            print(f"check: every analyst table ({checked['tables']:.0f} tables, {checked['events']:,.0f} rows) "
+                  "of the incremental file equals a rebuild's from empty")
+        for path in base.glob("full-*"):
+            path.unlink()
+    for label, runs in (("full projection from empty", full), ("1,000 late touches, incremental", late),
+                        ("1,000 late touches, full re-derive", again)):
+        parts = " + ".join(f"{p} {statistics.median(r[p + '_seconds'] for r in runs):.2f}"
+                           for p in ("load", "derive", "publish"))
+        print(f"{label:36} median {statistics.median(r['seconds'] for r in runs):7.2f} s  ({parts}) "
+              f"peak {max(r['peak_mib'] for r in runs):,.0f} MiB  [{', '.join(format(r['seconds'], '.2f') for r in runs)}]")
+    ratio = statistics.median(r["seconds"] for r in late) / statistics.median(r["seconds"] for r in full)
+    print(f"late / full: {ratio:.1%} (target at most 5%)")
+
+
+if __name__ == "__main__":
+    main()
