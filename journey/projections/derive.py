@@ -34,7 +34,7 @@ from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["derive", "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "PER_CUSTOMER", "derive", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -301,6 +301,10 @@ _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
               "new_ambiguities", "affected_ids", "dirty", "rows_again")
 
+CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.changes "
+               "(position BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
+"""Which customers each derive changed (``every``: a full derive): what a publish copies."""
+
 
 def model_fingerprint(stage_model: StageModel | None) -> str:
     """What a derive's stages depend on: a new model means a full derive."""
@@ -310,10 +314,11 @@ def model_fingerprint(stage_model: StageModel | None) -> str:
 
 
 def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None, *,
-           since: int | None = None) -> int | None:
+           since: int | None = None, position: int = 0) -> int | None:
     """Derive the analyst tables (the caller owns the transaction): in full, or with
-    ``since`` only what the events after that position change. Returns how many
-    customers were derived again (None for a full derive)."""
+    ``since`` only what the events after that position change; ``internal.changes``
+    records, at ``position``, the customers derived again. Returns how many customers
+    were derived again (None for a full derive)."""
     full = since is None
     model = stage_model or default_stage_model()
     con.execute(_SOURCE)
@@ -341,7 +346,13 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMER_IDENTIFIERS):
         con.execute(statement)
     derive_consent(con, None if full else "dirty")
-    count = None if full else con.execute("SELECT count(*) FROM dirty").fetchone()[0]
+    con.execute(CHANGES_DDL)
+    if full:
+        con.execute("INSERT INTO internal.changes VALUES (?, NULL, true)", [position])
+        count = None
+    else:
+        con.execute("INSERT INTO internal.changes SELECT ?, customer_id, false FROM dirty", [position])
+        count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     con.execute("DROP VIEW IF EXISTS touch_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -202,7 +202,7 @@ class Projector:
         started = time.perf_counter()
         self.con.begin()
         try:
-            customers = derive(self.con, self.stage_model, since=since)
+            customers = derive(self.con, self.stage_model, since=since, position=position)
             self.con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('derived_with', ?)",
                              [model_fingerprint(self.stage_model)])
             self._status(position, derived=position)

@@ -13,6 +13,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.schema import ANALYST_TABLES
+from journey.projections.derive import CHANGES_DDL
+from journey.projections.schema import ANALYST_TABLES, SCHEMA_VERSION
 
-__all__ = ["OUTPUT", "SNAPSHOT", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query"]
+__all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "slot_paths"]
 
 SNAPSHOT = "snapshot"
 """The catalog name the published projection has on every reader's connection."""
@@ -60,10 +62,123 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
-    """Copy the analyst tables into a fresh file, then rename it over ``snapshot``."""
+PER_CUSTOMER = ("touchpoints", "customers", "consent_state", "consent_violations")
+"""Published tables copied customer by customer: only the customers a derive changed."""
+SLOTS = ("a", "b")
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publish did: the slot file written, and whether every table was copied
+    whole (``full``) or only the changed customers' rows of the large tables."""
+
+    slot: Path
+    full: bool
+    customers: int
+
+
+def slot_paths(snapshot: Path) -> tuple[Path, Path]:
+    """The two files the snapshot (a symbolic link) points to in turn."""
+    return tuple(snapshot.with_name(f".{snapshot.name}.{name}") for name in SLOTS)  # type: ignore[return-value]
+
+
+def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
+    """Publish the analyst tables: bring the slot file readers are *not* on up to date,
+    then point ``snapshot`` (a symbolic link, replaced atomically) at it.
+
+    The slot is updated in one transaction with only what changed since it was last
+    published (``internal.changes``): the changed customers' rows of the large
+    per-customer tables, the small aggregate tables whole. A copy of every table into
+    a fresh file replaces it when that is not possible: after a full derive (an erasure
+    leaves nothing behind in either slot then), when the slot is missing, or when a
+    reader still holds it open (DuckDB lets no writer in then; the reader keeps its
+    file). Readers never see a half-written slot: the link moves after the commit."""
     snapshot.parent.mkdir(parents=True, exist_ok=True)
-    temporary = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
+    slots = slot_paths(snapshot)
+    current = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else None
+    target = slots[1] if current == slots[0].name else slots[0]
+    other = slots[0] if target == slots[1] else slots[1]
+    generation = _generation(target)
+    changed, every = _changes_since(con, generation)
+    result = None if (generation is None or every) else _update(con, target, changed)
+    if result is None:
+        _copy(con, target)
+        result = Published(target, True, 0)
+        if every and current is not None:
+            other.unlink(missing_ok=True)  # a full derive (an erasure, a new model): no stale slot left
+    link = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
+    link.unlink(missing_ok=True)
+    os.symlink(target.name, link)
+    os.replace(link, snapshot)
+    _prune(con, _generation(other))
+    return result
+
+
+def _generation(slot: Path) -> int | None:
+    """The derived position a slot file holds, or None (missing, unreadable, another schema)."""
+    if not slot.exists():
+        return None
+    try:
+        reader = duckdb.connect(str(slot), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = reader.execute("SELECT derived_position, schema_version FROM projection_status").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        reader.close()
+    return int(row[0]) if row is not None and row[1] == SCHEMA_VERSION else None
+
+
+def _changes_since(con: duckdb.DuckDBPyConnection, generation: int | None) -> tuple[list[str | None], bool]:
+    """The customers derived again after ``generation``, and whether a full derive came
+    since (or the slot is ahead of this file: another file's, copied whole)."""
+    con.execute(CHANGES_DDL)
+    if generation is None:
+        return [], False
+    derived = con.execute("SELECT max(derived_position) FROM projection_status").fetchone()[0]
+    if derived is None or generation > derived:
+        return [], True
+    rows = con.execute(  # a full derive at the slot's own position (a new stage model) counts too
+        "SELECT DISTINCT customer_id, every FROM internal.changes WHERE position > $1 OR (every AND position >= $1)",
+        [generation]).fetchall()
+    return [customer for customer, _ in rows], any(every for _, every in rows)
+
+
+def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None]) -> Published | None:
+    """Apply the changes to ``slot`` in one transaction; None when a reader holds it."""
+    try:
+        con.execute(f"ATTACH {_quote(slot)} AS snapshot")
+    except duckdb.Error:
+        return None
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE published_changes AS SELECT unnest($1::VARCHAR[]) AS customer_id",
+                    [changed])
+        scope = ("customer_id IN (SELECT customer_id FROM published_changes) OR (customer_id IS NULL AND "
+                 "EXISTS (SELECT 1 FROM published_changes WHERE customer_id IS NULL))")
+        con.begin()
+        try:
+            for table in ANALYST_TABLES:
+                if table in PER_CUSTOMER:
+                    con.execute(f"DELETE FROM snapshot.{table} WHERE {scope}")
+                    con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {scope}")
+                else:
+                    con.execute(f"CREATE OR REPLACE TABLE snapshot.{table} AS SELECT * FROM main.{table}")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        con.execute("DROP TABLE published_changes")
+    finally:
+        con.execute("DETACH snapshot")
+    return Published(slot, False, len(changed))
+
+
+def _copy(con: duckdb.DuckDBPyConnection, slot: Path) -> None:
+    """Every analyst table into a fresh file, renamed over ``slot`` (a reader of the old
+    file keeps reading it)."""
+    temporary = slot.with_name(f"{slot.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
     con.execute(f"ATTACH {_quote(temporary)} AS snapshot")
     try:
@@ -71,7 +186,13 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
             con.execute(f"CREATE TABLE snapshot.{table} AS SELECT * FROM main.{table}")
     finally:
         con.execute("DETACH snapshot")
-    os.replace(temporary, snapshot)
+    os.replace(temporary, slot)
+
+
+def _prune(con: duckdb.DuckDBPyConnection, older: int | None) -> None:
+    """Forget the changes both slots already hold."""
+    if older is not None:
+        con.execute("DELETE FROM internal.changes WHERE position <= ?", [older])
 
 
 @contextmanager

@@ -57,3 +57,79 @@ def test_status_and_a_missing_table(snapshot: Path) -> None:
     assert status["updated_at"] == datetime(2025, 1, 1, tzinfo=UTC)
     with open_snapshot(snapshot) as con, pytest.raises(ProjectionError, match="journey rederive"):
         require_table(con, "clinic_metrics")
+
+
+def _published(store_touches: int, tmp_path: Path):  # noqa: ANN202 - a projector and its snapshot
+    from journey.store.event_store import EventStore
+    from journey.store.recorder import InMemoryJourneyRecorder
+    from tests.projections.helpers import append, project
+    from tests.touches import touch
+
+    store = EventStore(InMemoryJourneyRecorder())
+    append(store, *(touch("call", f"c{n}", customer={"customer_id": f"P{n % 7}"}) for n in range(store_touches)))
+    projector = project(store, tmp_path / "working.duckdb")
+    return store, projector
+
+
+def _every_table(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    from tests.projections.helpers import every_table
+
+    with open_snapshot(path) as con:
+        return every_table(con)
+
+
+def test_a_publish_after_a_small_batch_copies_only_the_changed_customers(tmp_path: Path) -> None:
+    from journey.projections.publish import publish, slot_paths
+    from tests.projections.helpers import append, every_table
+    from tests.touches import touch
+
+    store, projector = _published(30, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    first = publish(projector.con, snapshot)
+    second = publish(projector.con, snapshot)  # the other slot, new: a whole copy
+    assert first.full and second.full and {first.slot, second.slot} == set(slot_paths(snapshot))
+    append(store, touch("visit", "v1", customer={"customer_id": "P3"}),
+           touch("booking", "b1", customer={"customer_id": "P-new"}))
+    projector.catch_up()
+    assert projector.derive() and projector.last_derive is not None and projector.last_derive.customers == 2
+    third = publish(projector.con, snapshot)
+    assert (third.slot, third.full, third.customers) == (first.slot, False, 2)
+    assert snapshot.resolve() == first.slot.resolve()
+    assert _every_table(snapshot) == every_table(projector.con)
+    assert query(snapshot, "SELECT count(*) FROM touchpoints")[1] == [(32,)]
+    projector.close()
+
+
+def test_a_reader_on_the_slot_to_write_keeps_its_data_and_the_publish_copies_whole(tmp_path: Path) -> None:
+    from journey.projections.publish import publish
+    from tests.projections.helpers import append
+    from tests.touches import touch
+
+    store, projector = _published(10, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    publish(projector.con, snapshot)
+    with open_snapshot(snapshot) as reader:  # an analyst keeps the first slot open
+        publish(projector.con, snapshot)
+        append(store, touch("visit", "v1", customer={"customer_id": "P1"}))
+        projector.catch_up()
+        projector.derive()
+        blocked = publish(projector.con, snapshot)  # the first slot again: held by the reader
+        assert blocked.full
+        assert reader.execute("SELECT count(*) FROM touchpoints").fetchone() == (10,)
+    assert query(snapshot, "SELECT count(*) FROM touchpoints")[1] == [(11,)]
+    projector.close()
+
+
+def test_after_a_full_derive_no_stale_slot_is_left(tmp_path: Path) -> None:
+    from journey.projections.publish import publish, slot_paths
+
+    _, projector = _published(10, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    publish(projector.con, snapshot)
+    publish(projector.con, snapshot)
+    assert all(slot.exists() for slot in slot_paths(snapshot))
+    projector.derive(force=True)  # an erasure or a new stage model derives in full
+    published = publish(projector.con, snapshot)
+    assert published.full and [slot.exists() for slot in slot_paths(snapshot)].count(True) == 1
+    assert snapshot.resolve() == published.slot.resolve()
+    projector.close()
