@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -216,7 +217,7 @@ def open_snapshot(snapshot: Path, *, output: Path | None = None) -> Iterator[duc
             con.close()
             raise ProjectionError(f"cannot write {output}: {str(error).splitlines()[0]}") from None
     try:
-        con.execute(f"ATTACH {_quote(snapshot)} AS {SNAPSHOT} (READ_ONLY)")
+        _attach_published(con, snapshot)
         con.execute(f"USE {SNAPSHOT}")
         con.execute("SET enable_external_access = false")
         con.execute("SET enable_progress_bar = false")
@@ -229,6 +230,20 @@ def open_snapshot(snapshot: Path, *, output: Path | None = None) -> Iterator[duc
         yield con
     finally:
         con.close()
+
+
+def _attach_published(con: duckdb.DuckDBPyConnection, snapshot: Path, attempts: int = 5) -> None:
+    """Attach the file the link points to. A reader that followed the link just before a
+    publish moved it may find the projector writing that file (a moment's window): it
+    follows the link again."""
+    for attempt in range(attempts):
+        try:
+            con.execute(f"ATTACH {_quote(snapshot)} AS {SNAPSHOT} (READ_ONLY)")
+            return
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def query(snapshot: Path, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
