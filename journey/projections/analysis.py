@@ -11,7 +11,9 @@ from journey.projections.stage_model import StageModel
 __all__ = ["write_analysis_tables"]
 
 
-def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
-    """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived first)."""
-    write_failure_tables(con, model)
+def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None) -> None:
+    """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
+    first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
+    of failure are derived again for those customers only."""
+    write_failure_tables(con, model, dirty)
     write_clinic_metrics(con)

@@ -32,6 +32,7 @@ import duckdb
 from journey.domain.identity import IdentityResolver
 from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
+from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
 __all__ = ["CHANGES_DDL", "PER_CUSTOMER", "derive", "model_fingerprint"]
@@ -285,16 +286,16 @@ FROM internal.stage_entries WHERE next_stage IS NOT NULL
 GROUP BY ALL ORDER BY transitions DESC, from_stage, to_stage
 """
 
+# Per identifier (only the affected identifiers' rows change).
 _CUSTOMER_IDENTIFIERS = """
-CREATE OR REPLACE TABLE customer_identifiers AS
-SELECT canonical AS customer_id, id_kind, id, false AS shared FROM internal.identity_map
+SELECT canonical AS customer_id, id_kind, id, false AS shared FROM $map
 WHERE canonical NOT LIKE 'ambiguous:%'
 UNION ALL
-SELECT unnest(candidates), id_kind, id, true FROM identity_ambiguities
+SELECT unnest(candidates), id_kind, id, true FROM $ambiguities
 ORDER BY ALL
 """
 
-PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers")
+PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
@@ -343,8 +344,15 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
         _replace(con, table, select.replace("$dirty", dirty), full)
-    for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS, _CUSTOMER_IDENTIFIERS):
+    for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS):
         con.execute(statement)
+    if full:
+        con.execute("CREATE OR REPLACE TABLE customer_identifiers AS " + _CUSTOMER_IDENTIFIERS.replace(
+            "$map", "internal.identity_map").replace("$ambiguities", "identity_ambiguities"))
+    else:
+        con.execute("DELETE FROM customer_identifiers t USING affected_ids a WHERE t.id_kind = a.id_kind AND t.id = a.id")
+        con.execute("INSERT INTO customer_identifiers " + _CUSTOMER_IDENTIFIERS.replace(
+            "$map", "new_map").replace("$ambiguities", "new_ambiguities"))
     derive_consent(con, None if full else "dirty")
     con.execute(CHANGES_DDL)
     if full:
@@ -353,10 +361,10 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     else:
         con.execute("INSERT INTO internal.changes SELECT ?, customer_id, false FROM dirty", [position])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
+    write_analysis_tables(con, model, None if full else "dirty")
     con.execute("DROP VIEW IF EXISTS touch_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    write_analysis_tables(con, model)
     return count
 
 

@@ -29,7 +29,7 @@ from journey.projections.changes import CHANGE_COLUMNS, stage_change_rows
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
 
-__all__ = ["ALPHA", "DIMENSIONS", "MIN_CELL", "MIN_GROUP", "benjamini_hochberg", "kaplan_meier",
+__all__ = ["ALPHA", "DIMENSIONS", "MIN_CELL", "MIN_GROUP", "PER_CUSTOMER", "benjamini_hochberg", "kaplan_meier",
            "two_proportion_p", "write_failure_tables"]
 
 DIMENSIONS = OWNER_DIMENSIONS
@@ -39,11 +39,13 @@ MIN_CELL = 5
 # A customer *reached* a stage when they reached it or any later one ("at least that
 # far"): they entered stage k at their first touch of stage k or later, and moved on at
 # their entry to stage k + 1. So counts never grow along the stages.
-_STEPS = """
-CREATE OR REPLACE TEMP TABLE stage_steps AS
+# Per customer and stage, from the customer's own touches only (kept between derives in
+# ``internal.stage_outcomes``, replaced for the customers a derive changes): when they
+# entered, moved on, and where the stage's window of touches ends if it is decided.
+_OUTCOMES = """
 WITH firsts AS (
     SELECT t.customer_id, o.stage_order, min(t.occurred_at) AS first_at
-    FROM touchpoints t JOIN stage_order o ON o.stage = t.stage WHERE t.customer_id IS NOT NULL
+    FROM touchpoints t JOIN stage_order o ON o.stage = t.stage WHERE t.customer_id IS NOT NULL AND $dirty
     GROUP BY ALL
 ), grid AS (
     SELECT c.customer_id, o.stage_order
@@ -59,19 +61,28 @@ WITH firsts AS (
     SELECT *, lead(entered_at) OVER w AS next_at, lead(own_at) OVER w AS next_own_at
     FROM reached WINDOW w AS (PARTITION BY customer_id ORDER BY stage_order)
 )
-SELECT m.customer_id, m.stage_order, o.stage, o.next_stage, o.sla_seconds, m.entered_at,
+SELECT m.customer_id, m.stage_order, m.entered_at,
     CASE WHEN m.next_own_at >= m.own_at THEN (epoch_us(m.next_own_at) - epoch_us(m.own_at)) / 1e6 END AS own_seconds,
     m.next_at, (epoch_us(m.next_at) - epoch_us(m.entered_at)) / 1e6 AS seconds_to_next,
-    (epoch_us(a.as_of) - epoch_us(m.entered_at)) / 1e6 AS seconds_observed,
-    CASE
-        WHEN o.next_stage IS NULL THEN NULL
-        WHEN o.sla_seconds IS NULL THEN m.next_at IS NULL
-        WHEN m.next_at IS NOT NULL THEN epoch_us(m.next_at) - epoch_us(m.entered_at) > o.sla_seconds * 1e6
-        WHEN epoch_us(a.as_of) - epoch_us(m.entered_at) > o.sla_seconds * 1e6 THEN true
-    END AS failed,
     CASE WHEN o.sla_seconds IS NULL THEN m.next_at
          ELSE least(coalesce(m.next_at, 'infinity'::TIMESTAMPTZ), m.entered_at + to_seconds(o.sla_seconds)) END AS cutoff
 FROM m JOIN stage_order o USING (stage_order)
+"""
+
+# What depends on the end of the data (the latest touch): who failed, who is still deciding.
+_STEPS = """
+CREATE OR REPLACE TEMP TABLE stage_steps AS
+SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
+    s.next_at, s.seconds_to_next,
+    (epoch_us(a.as_of) - epoch_us(s.entered_at)) / 1e6 AS seconds_observed,
+    CASE
+        WHEN o.next_stage IS NULL THEN NULL
+        WHEN o.sla_seconds IS NULL THEN s.next_at IS NULL
+        WHEN s.next_at IS NOT NULL THEN epoch_us(s.next_at) - epoch_us(s.entered_at) > o.sla_seconds * 1e6
+        WHEN epoch_us(a.as_of) - epoch_us(s.entered_at) > o.sla_seconds * 1e6 THEN true
+    END AS failed,
+    s.cutoff
+FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
 CROSS JOIN (SELECT max(occurred_at) AS as_of FROM touchpoints) a
 """
 
@@ -104,25 +115,37 @@ FROM counts ORDER BY stage_order
 
 # The touches of a stage visit before its outcome: the customer's touches (of any stage
 # or none, consents and profiles aside) from entering the stage up to moving on or the
-# SLA running out, whichever came first.
-_BEFORE = """
-CREATE OR REPLACE TEMP TABLE stage_touches AS
-SELECT s.customer_id, s.stage_order, s.failed, t.seq, t.type, t.activity, t.answered, t.rating,
-    t.status, t.purpose, t.properties, t.stage = s.stage AS own_stage,
+# SLA running out, whichever came first. A window's end does not depend on the end of
+# the data, so what it holds is kept per customer (``internal.stage_windows``): who took
+# the customer in (the first owner of each dimension on the stage's own touches), the
+# last touch's reason and the distinct touch features.
+_WINDOW_TOUCHES = """
+CREATE OR REPLACE TEMP TABLE window_touches AS
+SELECT s.customer_id, s.stage_order, t.seq, t.type, t.activity, t.answered, t.rating,
+    t.status, t.purpose, t.properties, t.stage = o.stage AS own_stage,
     t.administrator, t.doctor, t.channel, t.branch
-FROM stage_steps s JOIN touchpoints t ON t.customer_id = s.customer_id
-WHERE s.failed IS NOT NULL AND t.type NOT IN ('consent', 'profile') AND t.occurred_at >= s.entered_at
-  AND (s.cutoff IS NULL OR t.occurred_at <= s.cutoff)
+FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
+JOIN touchpoints t ON t.customer_id = s.customer_id
+WHERE o.next_stage IS NOT NULL AND $dirty_s AND t.type NOT IN ('consent', 'profile')
+  AND t.occurred_at >= s.entered_at AND (s.cutoff IS NULL OR t.occurred_at <= s.cutoff)
+"""
+
+_WINDOWS = """
+SELECT s.customer_id, s.stage_order,
+    $owners,
+    arg_max($reason, t.seq) FILTER (WHERE t.seq IS NOT NULL) AS reason,
+    list(DISTINCT $feature) FILTER (WHERE t.seq IS NOT NULL) AS features
+FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
+LEFT JOIN window_touches t USING (customer_id, stage_order)
+WHERE o.next_stage IS NOT NULL AND $dirty_s
+GROUP BY s.customer_id, s.stage_order
 """
 
 _OWNERS = """
 CREATE OR REPLACE TEMP TABLE stage_owners AS
-SELECT s.customer_id, s.stage_order, s.stage, s.next_stage, s.failed,
-    $owners
-FROM stage_steps s LEFT JOIN stage_touches t
-  ON t.customer_id = s.customer_id AND t.stage_order = s.stage_order AND t.own_stage
+SELECT s.customer_id, s.stage_order, s.stage, s.next_stage, s.failed, $dimensions, w.reason, w.features
+FROM stage_steps s JOIN internal.stage_windows w USING (customer_id, stage_order)
 WHERE s.failed IS NOT NULL
-GROUP BY ALL
 """
 
 _REASON = """CASE
@@ -134,11 +157,10 @@ _REASON = """CASE
     ELSE 'last touch: ' || activity
 END"""
 
-_REASONS = f"""
+_REASONS = """
 CREATE OR REPLACE TABLE failure_reasons AS
 WITH last AS (
-    SELECT customer_id, stage_order, arg_max({_REASON}, seq) AS reason
-    FROM stage_touches WHERE failed GROUP BY customer_id, stage_order
+    SELECT customer_id, stage_order, reason FROM stage_owners WHERE failed AND reason IS NOT NULL
 )
 SELECT o.stage, l.reason, count(*) AS failed,
     count(*) / sum(count(*)) OVER (PARTITION BY o.stage) AS share
@@ -153,12 +175,13 @@ _FEATURE = """activity || coalesce(':' || CASE type
     WHEN 'review' THEN CASE WHEN rating <= 2 OR TRY_CAST(properties->>'nps' AS INTEGER) <= 6 THEN 'negative' ELSE 'positive' END
 END, '')"""
 
-_CORRELATIONS = f"""
+_CORRELATIONS = """
 CREATE OR REPLACE TABLE stage_correlations AS
 WITH features AS (
-    SELECT DISTINCT customer_id, stage_order, {_FEATURE} AS feature FROM stage_touches
+    SELECT DISTINCT customer_id, stage_order, unnest(features) AS feature FROM stage_owners
     UNION
-    SELECT customer_id, stage_order, dimension || '=' || value FROM stage_owners
+    SELECT customer_id, stage_order, dimension || '=' || value
+    FROM (SELECT customer_id, stage_order, $dimensions FROM stage_owners)
     UNPIVOT (value FOR dimension IN ($dimensions))
 ), totals AS (
     SELECT stage_order, count(*) AS customers, count(*) FILTER (WHERE NOT failed) AS reached
@@ -193,21 +216,42 @@ _CURVE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, seconds DOUBLE, at_risk BI
                   "censored BIGINT, conversion DOUBLE")
 
 
-def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
+PER_CUSTOMER = ("internal.stage_outcomes", "internal.stage_windows")
+"""What this module keeps per customer between derives."""
+
+
+def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None) -> None:
     """(Re)write ``stage_funnel``, ``failure_points``, ``failure_reasons`` and
-    ``stage_correlations`` from ``touchpoints`` under ``model``."""
+    ``stage_correlations`` from ``touchpoints`` under ``model``. With ``dirty`` (a table
+    of customer ids), only those customers' stage outcomes and windows are derived again;
+    the tables are then computed from the kept per-customer rows and the data's end."""
     _stage_order(con, model)
+    scope, scope_s = ("TRUE", "TRUE") if dirty is None else (
+        f"t.customer_id IN (SELECT customer_id FROM {dirty})", f"s.customer_id IN (SELECT customer_id FROM {dirty})")
+    _keep(con, "internal.stage_outcomes", _OUTCOMES.replace("$dirty", scope), dirty)
+    con.execute(_WINDOW_TOUCHES.replace("$dirty_s", scope_s))
+    owners = ", ".join(f"arg_min(t.{d}, t.seq) FILTER (WHERE t.own_stage AND t.{d} IS NOT NULL) AS {d}"
+                       for d in DIMENSIONS)
+    _keep(con, "internal.stage_windows", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
+          .replace("$feature", _FEATURE).replace("$dirty_s", scope_s), dirty)
     con.execute(_STEPS)
     con.execute(_FUNNEL)
     _curves(con)
-    con.execute(_BEFORE)
-    owners = ", ".join(f"arg_min(t.{d}, t.seq) FILTER (WHERE t.{d} IS NOT NULL) AS {d}" for d in DIMENSIONS)
-    con.execute(_OWNERS.replace("$owners", owners))
+    con.execute(_OWNERS.replace("$dimensions", ", ".join(f"w.{d}" for d in DIMENSIONS)))
     con.execute(_REASONS)
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
     _write_tests(con, _failure_points(con), stage_change_rows(con))
-    for table in ("stage_order", "stage_steps", "stage_touches", "stage_owners"):
+    for table in ("stage_order", "stage_steps", "window_touches", "stage_owners"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _keep(con: duckdb.DuckDBPyConnection, table: str, select: str, dirty: str | None) -> None:
+    """A per-customer table: built whole, or the dirty customers' rows replaced."""
+    if dirty is None:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
+        return
+    con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM {dirty})")
+    con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
 def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
