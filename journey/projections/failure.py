@@ -309,44 +309,63 @@ def _write_tests(con: duckdb.DuckDBPyConnection, points: list[list[object]], cha
     _insert(con, "stage_changes", CHANGE_COLUMNS, changes)
 
 
+# The Kaplan-Meier curve of moving on, per group, over ``km_input(grp, seconds, done)``: one
+# row per distinct time (at risk, reached then, censored then, share reached by then =
+# 1 - survival). A customer who has not moved on yet is censored at the time observed
+# so far: still deciding, not lost.
+_KAPLAN_MEIER = """
+WITH g AS (
+    SELECT grp, seconds, count(*) FILTER (WHERE done) AS reached, count(*) FILTER (WHERE NOT done) AS censored
+    FROM km_input GROUP BY ALL
+), r AS (
+    SELECT *, CAST(sum(reached + censored) OVER (PARTITION BY grp ORDER BY seconds DESC
+                                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS at_risk
+    FROM g
+)
+SELECT grp, seconds, at_risk, reached, censored,
+    1 - product(1 - reached / at_risk) OVER (PARTITION BY grp ORDER BY seconds
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS conversion
+FROM r
+"""
+
+
 def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tuple[float, int, int, int, float]]:
-    """The Kaplan-Meier curve of moving on: (time, at risk, reached then, censored then,
-    share reached by then = 1 - survival), one row per distinct time. A customer who has
-    not moved on yet is censored at the time observed so far: still deciding, not lost."""
-    events: dict[float, list[int]] = {}
-    for duration, done in zip(durations, reached, strict=True):
-        events.setdefault(duration, [0, 0])[0 if done else 1] += 1
-    at_risk, survival, curve = len(durations), 1.0, []
-    for time_ in sorted(events):
-        done, censored = events[time_]
-        if done:
-            survival *= 1 - done / at_risk
-        curve.append((time_, at_risk, done, censored, 1 - survival))
-        at_risk -= done + censored
-    return curve
+    """The derive's Kaplan-Meier SQL on one group: (time, at risk, reached then, censored
+    then, share reached by then), one row per distinct time."""
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TEMP TABLE km_input AS SELECT 1 AS grp, unnest($1::DOUBLE[]) AS seconds, "
+                    "unnest($2::BOOLEAN[]) AS done", [list(durations), list(reached)])
+        return [tuple(row[1:]) for row in con.execute(_KAPLAN_MEIER + " ORDER BY seconds").fetchall()]
+    finally:
+        con.close()
 
 
 def _curves(con: duckdb.DuckDBPyConnection) -> None:
     """``stage_conversion_curve`` (Kaplan-Meier per stage), and each stage's share reaching the
     next within its SLA estimated on it (``stage_funnel.conversion_within_sla``)."""
-    rows = con.execute("""
-        SELECT stage_order, stage, next_stage, any_value(sla_seconds),
-            list(coalesce(seconds_to_next, greatest(seconds_observed, 0)) ORDER BY customer_id),
-            list(next_at IS NOT NULL ORDER BY customer_id)
-        FROM stage_steps WHERE next_stage IS NOT NULL GROUP BY ALL ORDER BY stage_order
-    """).fetchall()
-    curve_rows, within = [], {}
-    for _, stage, next_stage, sla, durations, reached in rows:
-        curve = kaplan_meier(durations, reached)
-        curve_rows += [[stage, next_stage, t, n, d, c, share] for t, n, d, c, share in curve if d]
-        if sla is not None:
-            shares = [share for t, _, _, _, share in curve if t <= sla]
-            within[stage] = shares[-1] if shares else 0.0
-    _insert(con, "stage_conversion_curve", _CURVE_COLUMNS, curve_rows)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE km_input AS
+        SELECT stage_order AS grp, coalesce(seconds_to_next, greatest(seconds_observed, 0)) AS seconds,
+            next_at IS NOT NULL AS done
+        FROM stage_steps WHERE next_stage IS NOT NULL
+    """)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE km AS {_KAPLAN_MEIER}")
+    con.execute(f"CREATE OR REPLACE TABLE stage_conversion_curve ({_CURVE_COLUMNS})")
+    con.execute("""
+        INSERT INTO stage_conversion_curve
+        SELECT o.stage, o.next_stage, k.seconds, k.at_risk, k.reached, k.censored, k.conversion
+        FROM km k JOIN stage_order o ON o.stage_order = k.grp WHERE k.reached > 0 ORDER BY k.grp, k.seconds
+    """)
     con.execute("ALTER TABLE stage_funnel ADD COLUMN conversion_within_sla DOUBLE")
-    if within:
-        con.executemany("UPDATE stage_funnel SET conversion_within_sla = ? WHERE stage = ?",
-                        [(share, stage) for stage, share in within.items()])
+    con.execute("""
+        UPDATE stage_funnel f SET conversion_within_sla = w.share
+        FROM (SELECT o.stage, coalesce(arg_max(k.conversion, k.seconds) FILTER (WHERE k.seconds <= o.sla_seconds), 0.0)
+                  AS share
+              FROM km k JOIN stage_order o ON o.stage_order = k.grp WHERE o.sla_seconds IS NOT NULL GROUP BY o.stage) w
+        WHERE f.stage = w.stage
+    """)
+    con.execute("DROP TABLE km_input; DROP TABLE km")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
