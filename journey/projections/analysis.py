@@ -11,9 +11,10 @@ from journey.projections.stage_model import StageModel
 __all__ = ["write_analysis_tables"]
 
 
-def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None) -> None:
+def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
+                          touches: str = "touchpoints") -> None:
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
-    of failure are derived again for those customers only."""
-    write_failure_tables(con, model, dirty)
+    of failure are derived again for those customers only, from ``touches``."""
+    write_failure_tables(con, model, dirty, touches)
     write_clinic_metrics(con)

@@ -31,7 +31,7 @@ CREATE OR REPLACE TEMP TABLE consent_log AS
 SELECT customer_id, channel, purpose, occurred_at, arg_max(action, seq) AS action
 FROM (
     SELECT t.customer_id, c.channel, t.purpose, t.occurred_at, t.seq, t.properties->>'action' AS action
-    FROM touchpoints t JOIN (SELECT unnest($channels) AS channel) c
+    FROM $touches t JOIN (SELECT unnest($channels) AS channel) c
       ON c.channel = t.properties->>'channel' OR t.properties->>'channel' = 'all'
     WHERE t.type = 'consent' AND t.customer_id IS NOT NULL AND $scope
 )
@@ -45,7 +45,7 @@ FROM consent_log GROUP BY ALL ORDER BY ALL;
 CREATE OR REPLACE TEMP TABLE outbound AS
 SELECT event_id, customer_id, occurred_at, {_MEDIUM} AS channel, purpose,
     CASE WHEN purpose IN (SELECT unnest($marketing)) THEN 'marketing' ELSE 'reminders' END AS needs
-FROM touchpoints
+FROM $touches
 WHERE type = 'message' AND coalesce(direction, 'outbound') = 'outbound' AND customer_id IS NOT NULL AND $scope
   AND (purpose IN (SELECT unnest($marketing)) OR purpose IN (SELECT unnest($service)));
 
@@ -72,16 +72,20 @@ def _literal(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"  # our own constants, never user input
 
 
-def derive_consent(con: duckdb.DuckDBPyConnection, dirty: str | None = None) -> None:
+def derive_consent(con: duckdb.DuckDBPyConnection, dirty: str | None = None,
+                   touches: str = "touchpoints") -> None:
     """(Re)build ``consent_state`` and ``consent_violations`` from ``touchpoints``; with
-    ``dirty`` (a table of customer ids) only those customers' rows are replaced (a
-    customer's consent and violations depend on their own touches alone)."""
+    ``dirty`` (a table of customer ids) only those customers' rows are replaced, from
+    ``touches`` (a table holding every touch of theirs): a customer's consent and
+    violations depend on their own touches alone."""
     sql = _SQL.replace("$channels", _literal(CHANNELS)).replace("$marketing", _literal(MARKETING)) \
         .replace("$service", _literal(SERVICE))
     if dirty is None:
-        con.execute(sql.replace("$scope", "TRUE").replace("$write", "CREATE OR REPLACE TABLE").replace("$as", "AS"))
+        con.execute(sql.replace("$scope", "TRUE").replace("$touches", "touchpoints")
+                    .replace("$write", "CREATE OR REPLACE TABLE").replace("$as", "AS"))
         return
     scope = f"customer_id IN (SELECT customer_id FROM {dirty})"
     for table in ("consent_state", "consent_violations"):
         con.execute(f"DELETE FROM {table} WHERE {scope}")
-    con.execute(sql.replace("$scope", scope).replace("$write", "INSERT INTO").replace("$as", "BY NAME"))
+    con.execute(sql.replace("$scope", scope).replace("$touches", touches).replace("$write", "INSERT INTO")
+                .replace("$as", "BY NAME"))

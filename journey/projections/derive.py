@@ -204,7 +204,7 @@ _STEPS = """
 SELECT customer_id, activity, occurred_at, seq,
     lead(activity) OVER w AS next_activity,
     (epoch_us(lead(occurred_at) OVER w) - epoch_us(occurred_at)) / 1e6 AS seconds
-FROM touchpoints WHERE customer_id IS NOT NULL AND $dirty
+FROM $touches WHERE customer_id IS NOT NULL
 WINDOW w AS (PARTITION BY customer_id ORDER BY seq)
 """
 
@@ -216,7 +216,7 @@ FROM internal.steps WHERE $dirty GROUP BY customer_id
 _STAGE_ENTRIES = """
 WITH staged AS (
     SELECT customer_id, stage, occurred_at, seq, lag(stage) OVER (PARTITION BY customer_id ORDER BY seq) AS before
-    FROM touchpoints WHERE customer_id IS NOT NULL AND stage IS NOT NULL AND $dirty
+    FROM $touches WHERE customer_id IS NOT NULL AND stage IS NOT NULL
 )
 SELECT customer_id, stage, occurred_at,
     lead(stage) OVER e AS next_stage,
@@ -248,7 +248,7 @@ SELECT customer_id,
     arg_max(properties->>'family', seq) FILTER (WHERE type = 'profile') AS family,
     arg_max(properties->>'education', seq) FILTER (WHERE type = 'profile') AS education,
     arg_max(properties->>'problem', seq) FILTER (WHERE type = 'profile') AS problem
-FROM touchpoints WHERE customer_id IS NOT NULL AND $dirty
+FROM $touches WHERE customer_id IS NOT NULL
 GROUP BY customer_id
 """
 
@@ -300,7 +300,7 @@ PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "c
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
-              "new_ambiguities", "affected_ids", "dirty", "rows_again")
+              "new_ambiguities", "affected_ids", "dirty", "rows_again", "changed_touchpoints")
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.changes "
                "(position BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
@@ -333,17 +333,20 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     if full:
         con.execute("CREATE OR REPLACE TABLE touchpoints AS " + touchpoints.replace("$rows", "TRUE"),
                     stages.parameters)
-        dirty = "TRUE"
-    else:
+        touches = "touchpoints"
+    else:  # every touch of the dirty customers, derived again: what the per-customer tables read
         con.execute(_DIRTY.replace("$since", str(int(since))))
+        rows = "t.position * 2 + t.credit::INTEGER IN (SELECT row_key FROM rows_again)"
+        con.execute("CREATE OR REPLACE TEMP TABLE changed_touchpoints AS " + touchpoints.replace("$rows", rows),
+                    stages.parameters)
         con.execute("DELETE FROM touchpoints WHERE customer_id IN (SELECT customer_id FROM dirty) "
                     "OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL))")
-        rows = "t.position * 2 + t.credit::INTEGER IN (SELECT row_key FROM rows_again)"
-        con.execute("INSERT INTO touchpoints BY NAME " + touchpoints.replace("$rows", rows), stages.parameters)
-        dirty = _DIRTY_ONLY
+        con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM changed_touchpoints")
+        touches = "changed_touchpoints"
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
-        _replace(con, table, select.replace("$dirty", dirty), full)
+        _replace(con, table, select.replace("$touches", touches).replace("$dirty", "TRUE" if full else _DIRTY_ONLY),
+                 full)
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS):
         con.execute(statement)
     if full:
@@ -353,7 +356,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("DELETE FROM customer_identifiers t USING affected_ids a WHERE t.id_kind = a.id_kind AND t.id = a.id")
         con.execute("INSERT INTO customer_identifiers " + _CUSTOMER_IDENTIFIERS.replace(
             "$map", "new_map").replace("$ambiguities", "new_ambiguities"))
-    derive_consent(con, None if full else "dirty")
+    derive_consent(con, None if full else "dirty", touches)
     con.execute(CHANGES_DDL)
     if full:
         con.execute("INSERT INTO internal.changes VALUES (?, NULL, true)", [position])
@@ -361,7 +364,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     else:
         con.execute("INSERT INTO internal.changes SELECT ?, customer_id, false FROM dirty", [position])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
-    write_analysis_tables(con, model, None if full else "dirty")
+    write_analysis_tables(con, model, None if full else "dirty", touches)
     con.execute("DROP VIEW IF EXISTS touch_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -45,7 +45,7 @@ MIN_CELL = 5
 _OUTCOMES = """
 WITH firsts AS (
     SELECT t.customer_id, o.stage_order, min(t.occurred_at) AS first_at
-    FROM touchpoints t JOIN stage_order o ON o.stage = t.stage WHERE t.customer_id IS NOT NULL AND $dirty
+    FROM $touches t JOIN stage_order o ON o.stage = t.stage WHERE t.customer_id IS NOT NULL AND $dirty
     GROUP BY ALL
 ), grid AS (
     SELECT c.customer_id, o.stage_order
@@ -125,7 +125,7 @@ SELECT s.customer_id, s.stage_order, t.seq, t.type, t.activity, t.answered, t.ra
     t.status, t.purpose, t.properties, t.stage = o.stage AS own_stage,
     t.administrator, t.doctor, t.channel, t.branch
 FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-JOIN touchpoints t ON t.customer_id = s.customer_id
+JOIN $touches t ON t.customer_id = s.customer_id
 WHERE o.next_stage IS NOT NULL AND $dirty_s AND t.type NOT IN ('consent', 'profile')
   AND t.occurred_at >= s.entered_at AND (s.cutoff IS NULL OR t.occurred_at <= s.cutoff)
 """
@@ -220,16 +220,18 @@ PER_CUSTOMER = ("internal.stage_outcomes", "internal.stage_windows")
 """What this module keeps per customer between derives."""
 
 
-def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None) -> None:
+def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
+                         touches: str = "touchpoints") -> None:
     """(Re)write ``stage_funnel``, ``failure_points``, ``failure_reasons`` and
     ``stage_correlations`` from ``touchpoints`` under ``model``. With ``dirty`` (a table
-    of customer ids), only those customers' stage outcomes and windows are derived again;
-    the tables are then computed from the kept per-customer rows and the data's end."""
+    of customer ids), only those customers' stage outcomes and windows are derived again,
+    from ``touches`` (a table holding every touch of theirs); the tables are then
+    computed from the kept per-customer rows and the data's end."""
     _stage_order(con, model)
     scope, scope_s = ("TRUE", "TRUE") if dirty is None else (
         f"t.customer_id IN (SELECT customer_id FROM {dirty})", f"s.customer_id IN (SELECT customer_id FROM {dirty})")
-    _keep(con, "internal.stage_outcomes", _OUTCOMES.replace("$dirty", scope), dirty)
-    con.execute(_WINDOW_TOUCHES.replace("$dirty_s", scope_s))
+    _keep(con, "internal.stage_outcomes", _OUTCOMES.replace("$dirty", scope).replace("$touches", touches), dirty)
+    con.execute(_WINDOW_TOUCHES.replace("$dirty_s", scope_s).replace("$touches", touches))
     owners = ", ".join(f"arg_min(t.{d}, t.seq) FILTER (WHERE t.own_stage AND t.{d} IS NOT NULL) AS {d}"
                        for d in DIMENSIONS)
     _keep(con, "internal.stage_windows", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
