@@ -166,3 +166,64 @@ def test_analyst_tables_have_their_documented_types_even_when_empty(store: Event
 
     tables = {t for (t,) in rows(con, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
     assert set(ANALYST_TABLES) <= tables
+
+
+_KILLED_MID_DERIVE = """
+import sys, time
+from pathlib import Path
+import journey.projections.derive as derive
+from journey.projections.projector import Projector
+from journey.store.event_store import EventStore
+from journey.store.sqlite import open_sqlite
+from tests.stores import PSEUDONYMS
+
+store_path, working, marker = sys.argv[1:4]
+original = derive.write_analysis_tables
+
+def stalled(*args, **kwargs):  # the derive has rewritten touchpoints and customers by now
+    Path(marker).write_text("deriving")
+    time.sleep(120)
+
+derive.write_analysis_tables = stalled
+projector = Projector(EventStore(open_sqlite(store_path)), Path(working), PSEUDONYMS)
+projector.catch_up()
+projector.derive()
+"""
+
+
+def test_kill_9_inside_an_incremental_derive_resumes_exactly(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from journey.store.sqlite import open_sqlite
+    from tests.projections.helpers import every_table
+
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    append(store, *journey_of("web-1", "+79160000001", "P1"), *journey_of("web-2", "+79160000002", "P2", 60))
+    project(store, tmp_path / "inc.duckdb").close()
+    append(store, touch("call", "late-back", occurred_at=at(-60 * 24 * 90), customer={"customer_id": "P1"}),
+           touch("identity_link", "merge", customer={"customer_id": "P2", "anonymous_id": "web-3"}),
+           touch("ad_click", "web-3-ad", occurred_at=at(30), customer={"anonymous_id": "web-3"}))
+    marker = tmp_path / "deriving"
+    victim = subprocess.Popen([sys.executable, "-c", _KILLED_MID_DERIVE, str(tmp_path / "events.sqlite"),
+                               str(tmp_path / "inc.duckdb"), str(marker)], cwd=Path(__file__).parents[2])
+    deadline = time.monotonic() + 60
+    while not marker.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the child never reached the middle of its derive"
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+
+    resumed = Projector(store, tmp_path / "inc.duckdb", PSEUDONYMS)
+    assert resumed.derived_position() < resumed.position == 11  # loaded, never derived
+    assert resumed.catch_up().read == 0 and resumed.derive()
+    assert resumed.last_derive is not None and resumed.last_derive.since == 8  # incremental, from before the kill
+    rebuilt = project(store, tmp_path / "rebuilt.duckdb")
+    assert every_table(resumed.con) == every_table(rebuilt.con)
+    assert rows(resumed.con, "SELECT seq FROM touchpoints WHERE event_id = 'late-back'") == [(1,)]
+    p2 = PSEUDONYMS.key("customer_id", "P2")
+    assert rows(resumed.con, "SELECT customer_id FROM touchpoints WHERE event_id = 'web-3-ad'") == [(p2,)]
+    resumed.close()
+    rebuilt.close()
