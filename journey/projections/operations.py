@@ -19,7 +19,7 @@ from journey.errors import ProjectionError
 from journey.projections.projector import CatchUp, Projector
 from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.stage_model import load_stage_model
-from journey.projections.publish import projector_lock, publish
+from journey.projections.publish import Published, projector_lock, publish
 from journey.store.event_store import EventStore
 
 __all__ = ["ProjectionPaths", "build_as_of", "catch_up", "follow", "rebuild", "rederive"]
@@ -100,7 +100,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                                 poison.position, poison.event_id, poison.reason)
                 deriving, publishing = _derive_and_publish(projector, paths.snapshot)
                 if result.read:
-                    _log_cycle(result, store.position(), deriving, publishing or 0.0)
+                    _log_cycle(result, store.position(), projector, deriving, publishing)
                 elif publishing is not None:
                     log.info("published position %s to %s", projector.position, paths.snapshot)
                 if on_cycle:
@@ -110,7 +110,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
             projector.close()
 
 
-def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, float | None]:
+def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, tuple[float, Published] | None]:
     """Derive if the base moved on, publish if it did (or nothing is published yet):
     the seconds each took (publishing None: not published)."""
     started = time.perf_counter()
@@ -119,14 +119,19 @@ def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, fl
     if not (derived or not snapshot.exists()):
         return deriving, None
     started = time.perf_counter()
-    publish(projector.con, snapshot)
-    return deriving, time.perf_counter() - started
+    published = publish(projector.con, snapshot)
+    return deriving, (time.perf_counter() - started, published)
 
 
-def _log_cycle(result: CatchUp, head: int, deriving: float, publishing: float) -> None:
+def _log_cycle(result: CatchUp, head: int, projector: Projector, deriving: float,
+               publishing: tuple[float, Published] | None) -> None:
+    derived = projector.last_derive
+    how = "in full" if derived is None or derived.since is None else f"{derived.customers:,} customers"
+    seconds, published = publishing if publishing is not None else (0.0, None)
+    copied = "" if published is None else (" (whole copy)" if published.full else " (changes only)")
     log.info("read %s events to position %s; store head %s, lag %s events; load %.2f s, "
-             "derive %.2f s, publish %.2f s", result.read, result.position, head,
-             head - result.position, result.seconds, deriving, publishing)
+             "derive %.2f s (%s), publish %.2f s%s", result.read, result.position, head,
+             head - result.position, result.seconds, deriving, how, seconds, copied)
 
 
 def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
