@@ -300,7 +300,8 @@ PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "c
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
-              "new_ambiguities", "affected_ids", "dirty", "rows_again", "changed_touchpoints")
+              "new_ambiguities", "affected_ids", "dirty", "rows_again", "changed_touchpoints", "new_identifiers",
+              "identifier_owners")
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.changes "
                "(position BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
@@ -352,17 +353,21 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     if full:
         con.execute("CREATE OR REPLACE TABLE customer_identifiers AS " + _CUSTOMER_IDENTIFIERS.replace(
             "$map", "internal.identity_map").replace("$ambiguities", "identity_ambiguities"))
-    else:
-        con.execute("DELETE FROM customer_identifiers t USING affected_ids a WHERE t.id_kind = a.id_kind AND t.id = a.id")
-        con.execute("INSERT INTO customer_identifiers " + _CUSTOMER_IDENTIFIERS.replace(
+    else:  # the customers whose identifiers change are changed too (for the publish)
+        con.execute("CREATE OR REPLACE TEMP TABLE new_identifiers AS " + _CUSTOMER_IDENTIFIERS.replace(
             "$map", "new_map").replace("$ambiguities", "new_ambiguities"))
+        con.execute("CREATE OR REPLACE TEMP TABLE identifier_owners AS SELECT customer_id FROM new_identifiers UNION "
+                    "SELECT customer_id FROM customer_identifiers SEMI JOIN affected_ids USING (id_kind, id)")
+        con.execute("DELETE FROM customer_identifiers t USING affected_ids a WHERE t.id_kind = a.id_kind AND t.id = a.id")
+        con.execute("INSERT INTO customer_identifiers SELECT * FROM new_identifiers")
     derive_consent(con, None if full else "dirty", touches)
     con.execute(CHANGES_DDL)
     if full:
         con.execute("INSERT INTO internal.changes VALUES (?, NULL, true)", [position])
         count = None
     else:
-        con.execute("INSERT INTO internal.changes SELECT ?, customer_id, false FROM dirty", [position])
+        con.execute("INSERT INTO internal.changes SELECT ?, customer_id, false FROM "
+                    "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [position])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     write_analysis_tables(con, model, None if full else "dirty", touches)
     con.execute("DROP VIEW IF EXISTS touch_source")

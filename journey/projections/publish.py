@@ -23,7 +23,7 @@ import duckdb
 
 from journey.errors import ProjectionError
 from journey.projections.derive import CHANGES_DDL
-from journey.projections.schema import ANALYST_TABLES, SCHEMA_VERSION
+from journey.projections.schema import ANALYST_TABLES
 
 __all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "slot_paths"]
 
@@ -63,7 +63,7 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-PER_CUSTOMER = ("touchpoints", "customers", "consent_state", "consent_violations")
+PER_CUSTOMER = ("touchpoints", "customers", "customer_identifiers", "consent_state", "consent_violations")
 """Published tables copied customer by customer: only the customers a derive changed."""
 SLOTS = ("a", "b")
 
@@ -99,7 +99,7 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     current = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else None
     target = slots[1] if current == slots[0].name else slots[0]
     other = slots[0] if target == slots[1] else slots[1]
-    generation = _generation(target)
+    generation = _published(con, target)
     changed, every = _changes_since(con, generation)
     result = None if (generation is None or every) else _update(con, target, changed)
     if result is None:
@@ -107,40 +107,33 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
         result = Published(target, True, 0)
         if every and current is not None:
             other.unlink(missing_ok=True)  # a full derive (an erasure, a new model): no stale slot left
+    con.execute("INSERT OR REPLACE INTO internal.meta SELECT ?, CAST(derived_position AS VARCHAR) FROM projection_status",
+                [_SLOT_KEY + target.name])
     link = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
     link.unlink(missing_ok=True)
     os.symlink(target.name, link)
     os.replace(link, snapshot)
-    _prune(con, _generation(other))
+    _prune(con, _published(con, other))
     return result
 
 
-def _generation(slot: Path) -> int | None:
-    """The derived position a slot file holds, or None (missing, unreadable, another schema)."""
+_SLOT_KEY = "published:"
+
+
+def _published(con: duckdb.DuckDBPyConnection, slot: Path) -> int | None:
+    """The derived position this working file last published into ``slot`` (None: never,
+    or the file is gone). The working file keeps it: a rebuilt file has published nothing."""
     if not slot.exists():
         return None
-    try:
-        reader = duckdb.connect(str(slot), read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        row = reader.execute("SELECT derived_position, schema_version FROM projection_status").fetchone()
-    except duckdb.Error:
-        return None
-    finally:
-        reader.close()
-    return int(row[0]) if row is not None and row[1] == SCHEMA_VERSION else None
+    row = con.execute("SELECT value FROM internal.meta WHERE key = ?", [_SLOT_KEY + slot.name]).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _changes_since(con: duckdb.DuckDBPyConnection, generation: int | None) -> tuple[list[str | None], bool]:
-    """The customers derived again after ``generation``, and whether a full derive came
-    since (or the slot is ahead of this file: another file's, copied whole)."""
+    """The customers derived again after ``generation``, and whether a full derive came since."""
     con.execute(CHANGES_DDL)
     if generation is None:
         return [], False
-    derived = con.execute("SELECT max(derived_position) FROM projection_status").fetchone()[0]
-    if derived is None or generation > derived:
-        return [], True
     rows = con.execute(  # a full derive at the slot's own position (a new stage model) counts too
         "SELECT DISTINCT customer_id, every FROM internal.changes WHERE position > $1 OR (every AND position >= $1)",
         [generation]).fetchall()

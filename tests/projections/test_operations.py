@@ -106,9 +106,10 @@ def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: Proj
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("read ")]
     assert len(lines) == len([c for c in cycles if c])  # one line per cycle that loaded something
     last = re.fullmatch(r"read (\d+) events to position (\d+); store head (\d+), lag (\d+) events; "
-                        r"load [\d.]+ s, derive [\d.]+ s, publish [\d.]+ s", lines[-1])
+                        r"load [\d.]+ s, derive [\d.]+ s \((.+)\), publish [\d.]+ s \((.+)\)", lines[-1])
     assert last is not None, lines[-1]
-    assert last.groups() == ("2", "7", "7", "0")
+    # the second batch derives its two customers only; the second slot is new: copied whole
+    assert last.groups() == ("2", "7", "7", "0", "2 customers", "whole copy")
     operations.catch_up(sqlite_store, paths, PSEUDONYMS)  # the lock was released
 
 
