@@ -308,10 +308,15 @@ CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.changes "
 """Which customers each derive changed (``every``: a full derive): what a publish copies."""
 
 
+DERIVE_VERSION = 2
+"""The layout of the kept per-customer tables: a file derived by another version derives in full."""
+
+
 def model_fingerprint(stage_model: StageModel | None) -> str:
-    """What a derive's stages depend on: a new model means a full derive."""
+    """What a derive's kept rows depend on: a new stage model (or a new layout of the
+    per-customer tables) means a full derive."""
     stages = compile_stages(stage_model or default_stage_model(), "visits")
-    text = stages.sql + repr(sorted(stages.parameters.items()))
+    text = f"{DERIVE_VERSION}:" + stages.sql + repr(sorted(stages.parameters.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

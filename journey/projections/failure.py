@@ -73,7 +73,7 @@ FROM m JOIN stage_order o USING (stage_order)
 _STEPS = """
 CREATE OR REPLACE TEMP TABLE stage_steps AS
 SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
-    s.next_at, s.seconds_to_next,
+    s.next_at, s.seconds_to_next, $dimensions, s.reason, s.features,
     (epoch_us(a.as_of) - epoch_us(s.entered_at)) / 1e6 AS seconds_observed,
     CASE
         WHEN o.next_stage IS NULL THEN NULL
@@ -116,36 +116,41 @@ FROM counts ORDER BY stage_order
 # The touches of a stage visit before its outcome: the customer's touches (of any stage
 # or none, consents and profiles aside) from entering the stage up to moving on or the
 # SLA running out, whichever came first. A window's end does not depend on the end of
-# the data, so what it holds is kept per customer (``internal.stage_windows``): who took
-# the customer in (the first owner of each dimension on the stage's own touches), the
-# last touch's reason and the distinct touch features.
+# the data, so what it holds is kept with the outcome (``internal.stage_outcomes``): who
+# took the customer in (the first owner of each dimension on the stage's own touches),
+# the last touch's reason, and the distinct features (touch features and owners) that
+# ``stage_correlations`` counts.
 _WINDOW_TOUCHES = """
 CREATE OR REPLACE TEMP TABLE window_touches AS
 SELECT s.customer_id, s.stage_order, t.seq, t.type, t.activity, t.answered, t.rating,
     t.status, t.purpose, t.properties, t.stage = o.stage AS own_stage,
     t.administrator, t.doctor, t.channel, t.branch
-FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
+FROM new_outcomes s JOIN stage_order o USING (stage_order)
 JOIN $touches t ON t.customer_id = s.customer_id
-WHERE o.next_stage IS NOT NULL AND $dirty_s AND t.type NOT IN ('consent', 'profile')
+WHERE o.next_stage IS NOT NULL AND t.type NOT IN ('consent', 'profile')
   AND t.occurred_at >= s.entered_at AND (s.cutoff IS NULL OR t.occurred_at <= s.cutoff)
 """
 
 _WINDOWS = """
-SELECT s.customer_id, s.stage_order,
-    $owners,
-    arg_max($reason, t.seq) FILTER (WHERE t.seq IS NOT NULL) AS reason,
-    list(DISTINCT $feature) FILTER (WHERE t.seq IS NOT NULL) AS features
-FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-LEFT JOIN window_touches t USING (customer_id, stage_order)
-WHERE o.next_stage IS NOT NULL AND $dirty_s
-GROUP BY s.customer_id, s.stage_order
+WITH windows AS (
+    SELECT s.customer_id, s.stage_order,
+        $owners,
+        arg_max($reason, t.seq) FILTER (WHERE t.seq IS NOT NULL) AS reason,
+        coalesce(list(DISTINCT $feature) FILTER (WHERE t.seq IS NOT NULL), []) AS touch_features
+    FROM new_outcomes s JOIN stage_order o USING (stage_order)
+    LEFT JOIN window_touches t USING (customer_id, stage_order)
+    WHERE o.next_stage IS NOT NULL
+    GROUP BY s.customer_id, s.stage_order
+)
+SELECT s.*, $dimensions, w.reason,
+    list_distinct(list_concat(w.touch_features, list_filter([$owner_features], lambda x: x IS NOT NULL))) AS features
+FROM new_outcomes s LEFT JOIN windows w USING (customer_id, stage_order)
 """
 
 _OWNERS = """
 CREATE OR REPLACE TEMP TABLE stage_owners AS
-SELECT s.customer_id, s.stage_order, s.stage, s.next_stage, s.failed, $dimensions, w.reason, w.features
-FROM stage_steps s JOIN internal.stage_windows w USING (customer_id, stage_order)
-WHERE s.failed IS NOT NULL
+SELECT customer_id, stage_order, stage, next_stage, failed, $dimensions, reason, features
+FROM stage_steps WHERE failed IS NOT NULL
 """
 
 _REASON = """CASE
@@ -177,12 +182,8 @@ END, '')"""
 
 _CORRELATIONS = """
 CREATE OR REPLACE TABLE stage_correlations AS
-WITH features AS (
-    SELECT DISTINCT customer_id, stage_order, unnest(features) AS feature FROM stage_owners
-    UNION
-    SELECT customer_id, stage_order, dimension || '=' || value
-    FROM (SELECT customer_id, stage_order, $dimensions FROM stage_owners)
-    UNPIVOT (value FOR dimension IN ($dimensions))
+WITH features AS (  -- distinct per customer and stage: the window's touch features and its owners
+    SELECT customer_id, stage_order, unnest(features) AS feature FROM stage_owners
 ), totals AS (
     SELECT stage_order, count(*) AS customers, count(*) FILTER (WHERE NOT failed) AS reached
     FROM stage_owners GROUP BY stage_order
@@ -216,7 +217,7 @@ _CURVE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, seconds DOUBLE, at_risk BI
                   "censored BIGINT, conversion DOUBLE")
 
 
-PER_CUSTOMER = ("internal.stage_outcomes", "internal.stage_windows")
+PER_CUSTOMER = ("internal.stage_outcomes",)
 """What this module keeps per customer between derives."""
 
 
@@ -228,22 +229,26 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     from ``touches`` (a table holding every touch of theirs); the tables are then
     computed from the kept per-customer rows and the data's end."""
     _stage_order(con, model)
-    scope, scope_s = ("TRUE", "TRUE") if dirty is None else (
-        f"t.customer_id IN (SELECT customer_id FROM {dirty})", f"s.customer_id IN (SELECT customer_id FROM {dirty})")
-    _keep(con, "internal.stage_outcomes", _OUTCOMES.replace("$dirty", scope).replace("$touches", touches), dirty)
-    con.execute(_WINDOW_TOUCHES.replace("$dirty_s", scope_s).replace("$touches", touches))
+    scope = "TRUE" if dirty is None else f"t.customer_id IN (SELECT customer_id FROM {dirty})"
+    con.execute("CREATE OR REPLACE TEMP TABLE new_outcomes AS "
+                + _OUTCOMES.replace("$dirty", scope).replace("$touches", touches))
+    con.execute(_WINDOW_TOUCHES.replace("$touches", touches))
     owners = ", ".join(f"arg_min(t.{d}, t.seq) FILTER (WHERE t.own_stage AND t.{d} IS NOT NULL) AS {d}"
                        for d in DIMENSIONS)
-    _keep(con, "internal.stage_windows", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
-          .replace("$feature", _FEATURE).replace("$dirty_s", scope_s), dirty)
-    con.execute(_STEPS)
+    dimensions = ", ".join(f"w.{d}" for d in DIMENSIONS)
+    owner_features = ", ".join(f"'{d}=' || w.{d}" for d in DIMENSIONS)
+    _keep(con, "internal.stage_outcomes", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
+          .replace("$feature", _FEATURE).replace("$dimensions", dimensions)
+          .replace("$owner_features", owner_features), dirty)
+    dimensions = ", ".join(f"s.{d}" for d in DIMENSIONS)
+    con.execute(_STEPS.replace("$dimensions", dimensions))
     con.execute(_FUNNEL)
     _curves(con)
-    con.execute(_OWNERS.replace("$dimensions", ", ".join(f"w.{d}" for d in DIMENSIONS)))
+    con.execute(_OWNERS.replace("$dimensions", ", ".join(DIMENSIONS)))
     con.execute(_REASONS)
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
     _write_tests(con, _failure_points(con), stage_change_rows(con))
-    for table in ("stage_order", "stage_steps", "window_touches", "stage_owners"):
+    for table in ("stage_order", "stage_steps", "new_outcomes", "window_touches", "stage_owners"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
