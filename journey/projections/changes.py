@@ -15,7 +15,7 @@ month still deciding is shown with its patients in progress and never compared.
   q < ``stats.ALPHA``; ``worse`` when the rate rose. ``owners``
   are the dimensions that own moving on from the stage (the stage model's).
 
-Reads the temporary ``stage_steps`` and ``stage_order`` tables of
+Reads the temporary ``stage_steps``, ``stage_order`` and ``data_end`` of
 ``journey.projections.failure``, inside the same derive.
 """
 
@@ -42,7 +42,7 @@ WITH months AS (
 SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, next_stage, month, entered, lost, moved_on,
     in_progress,
     (month + INTERVAL 1 MONTH) AT TIME ZONE 'UTC' + to_seconds(sla_seconds) <= a.as_of AS decided
-FROM months CROSS JOIN (SELECT max(occurred_at) AS as_of FROM touchpoints) a
+FROM months CROSS JOIN data_end a
 ORDER BY stage_order, month
 """
 

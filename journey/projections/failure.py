@@ -71,7 +71,7 @@ FROM m JOIN stage_order o USING (stage_order)
 
 # What depends on the end of the data (the latest touch): who failed, who is still deciding.
 _STEPS = """
-CREATE OR REPLACE TEMP TABLE stage_steps AS
+CREATE OR REPLACE TEMP VIEW stage_steps AS
 SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
     s.next_at, s.seconds_to_next, $dimensions, s.reason, s.features,
     (epoch_us(a.as_of) - epoch_us(s.entered_at)) / 1e6 AS seconds_observed,
@@ -83,7 +83,7 @@ SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.ent
     END AS failed,
     s.cutoff
 FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-CROSS JOIN (SELECT max(occurred_at) AS as_of FROM touchpoints) a
+CROSS JOIN data_end a
 """
 
 # median_seconds_to_next: from the first touch of the stage to the first of the next, over
@@ -148,7 +148,7 @@ FROM new_outcomes s LEFT JOIN windows w USING (customer_id, stage_order)
 """
 
 _OWNERS = """
-CREATE OR REPLACE TEMP TABLE stage_owners AS
+CREATE OR REPLACE TEMP VIEW stage_owners AS
 SELECT customer_id, stage_order, stage, next_stage, failed, $dimensions, reason, features
 FROM stage_steps WHERE failed IS NOT NULL
 """
@@ -241,6 +241,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
           .replace("$feature", _FEATURE).replace("$dimensions", dimensions)
           .replace("$owner_features", owner_features), dirty)
     dimensions = ", ".join(f"s.{d}" for d in DIMENSIONS)
+    con.execute("CREATE OR REPLACE TEMP TABLE data_end AS SELECT max(occurred_at) AS as_of FROM touchpoints")
     con.execute(_STEPS.replace("$dimensions", dimensions))
     con.execute(_FUNNEL)
     _curves(con)
@@ -248,7 +249,8 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     con.execute(_REASONS)
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
     _write_tests(con, _failure_points(con), stage_change_rows(con))
-    for table in ("stage_order", "stage_steps", "new_outcomes", "window_touches", "stage_owners"):
+    con.execute("DROP VIEW stage_owners; DROP VIEW stage_steps")
+    for table in ("stage_order", "data_end", "new_outcomes", "window_touches"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
