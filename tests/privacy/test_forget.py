@@ -14,7 +14,7 @@ from journey.errors import InputError
 from journey.privacy.forget import forget, parse_reference
 from journey.store.event_store import EventStore, Submission
 from journey.store.records import Rejection
-from tests.projections.helpers import PSEUDONYMS, analyst_view, append, project, rows
+from tests.projections.helpers import PSEUDONYMS, append, every_table, project, rows
 from tests.touches import raw, touch
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=3)))
@@ -70,7 +70,7 @@ def test_forgetting_destroys_the_keys_and_projections_follow(store: EventStore, 
     incremental.catch_up()
     incremental.derive()
     rebuilt = project(store, tmp_path / "rebuilt.duckdb")
-    assert analyst_view(incremental.con) == analyst_view(rebuilt.con)
+    assert every_table(incremental.con) == every_table(rebuilt.con)
     con = rebuilt.con
     assert rows(con, f"SELECT count(*) FROM customers WHERE customer_id = '{anna}'") == [(0,)]
     assert rows(con, "SELECT count(*), count(customer_id) FROM touchpoints WHERE event_id = 'erased'") == [(6, 0)]
@@ -149,4 +149,4 @@ def test_a_touch_written_with_a_key_destroyed_a_moment_before_is_anonymised(stor
     assert rows(incremental.con, "SELECT count(*) FROM touchpoints WHERE event_id = 'e3-late'") == [(0,)]
     assert rows(incremental.con, "SELECT count(*), count(customer_id) FROM touchpoints WHERE event_id = 'erased'") == [
         (7, 0)]
-    assert analyst_view(incremental.con) == analyst_view(project(store, tmp_path / "rebuilt.duckdb").con)
+    assert every_table(incremental.con) == every_table(project(store, tmp_path / "rebuilt.duckdb").con)
