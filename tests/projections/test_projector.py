@@ -227,3 +227,30 @@ def test_kill_9_inside_an_incremental_derive_resumes_exactly(tmp_path: Path) -> 
     assert rows(resumed.con, "SELECT customer_id FROM touchpoints WHERE event_id = 'web-3-ad'") == [(p2,)]
     resumed.close()
     rebuilt.close()
+
+
+def test_an_incremental_derive_only_where_it_gives_what_a_rebuild_gives(tmp_path: Path) -> None:
+    from journey.projections.stage_model import load_stage_model
+    from journey.store.recorder import InMemoryJourneyRecorder
+    from tests.projections.helpers import every_table
+
+    store = EventStore(InMemoryJourneyRecorder())
+    append(store, *journey_of("web-1", "+79160000001", "P1"), *journey_of("web-2", "+79160000002", "P2", 60))
+    projector = project(store, tmp_path / "inc.duckdb")
+    assert projector.last_derive is not None and projector.last_derive.since is None  # the first: in full
+    append(store, touch("visit", "v2", occurred_at=at(9000), customer={"customer_id": "P1"}))
+    projector.catch_up()
+    projector.derive()
+    assert projector.last_derive.since == 8 and projector.last_derive.customers == 1  # P1 only
+    projector.close()
+
+    other = load_stage_model(Path(__file__).with_name("touch_stages.toml"))  # JOURNEY_STAGE_MODEL changed
+    append(store, touch("call", "c3", occurred_at=at(9100), customer={"customer_id": "P2"}))
+    again = Projector(store, tmp_path / "inc.duckdb", PSEUDONYMS, stage_model=other)
+    again.catch_up()
+    again.derive()
+    assert again.last_derive is not None and again.last_derive.since is None  # another model: in full
+    rebuilt = project(store, tmp_path / "rebuilt.duckdb", stage_model=other)
+    assert every_table(again.con) == every_table(rebuilt.con)
+    again.close()
+    rebuilt.close()
