@@ -14,13 +14,16 @@ position: only what the events after it can change is derived again.
 2. The touches naming any of those identifiers, or stored after the position, may have
    a new owner: their customers, before and after, are *dirty*, and every touch of a
    dirty customer is derived again (``seq``, stages, steps).
-3. The per-customer tables (``touchpoints``, ``customers``, steps, variants, stage
-   entries, consent) replace the dirty customers' rows; the aggregates (edges, nodes,
-   variants, stage transitions) are summed again from the per-customer rows.
+3. The per-customer tables (``touchpoints``, ``customers``, ``customer_identifiers``,
+   consent, steps, paths, stage entries, the points of failure's stage outcomes) replace
+   the dirty customers' rows, read from one table of every touch of theirs
+   (``changed_touchpoints``); the aggregates (edges, nodes, variants, stage transitions,
+   the failure tables) are summed again from the per-customer rows.
 
-A batch holding an erasure, a new stage model or a file without the per-customer
-tables is derived in full. ``tests/projections/test_properties.py`` proves
-incremental = rebuild table by table.
+A batch holding an erasure, a new stage model or a file whose kept tables have another
+layout is derived in full. ``internal.changes`` records which customers each derive
+changed, for the publish. ``tests/projections/test_properties.py`` proves incremental =
+rebuild table by table; docs/design.md ("Live projection") has the design and figures.
 """
 
 from __future__ import annotations
