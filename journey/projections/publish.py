@@ -105,8 +105,10 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     if result is None:
         _copy(con, target)
         result = Published(target, True, 0)
-        if every and current is not None:
-            other.unlink(missing_ok=True)  # a full derive (an erasure, a new model): no stale slot left
+        if (every and current is not None) or _published(con, other) is None:
+            # after a full derive (an erasure, a new model) or from a rebuilt working file,
+            # the other slot holds what this file no longer says: none is left behind
+            other.unlink(missing_ok=True)
     con.execute("INSERT OR REPLACE INTO internal.meta SELECT ?, CAST(derived_position AS VARCHAR) FROM projection_status",
                 [_SLOT_KEY + target.name])
     link = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")

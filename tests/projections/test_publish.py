@@ -133,3 +133,20 @@ def test_after_a_full_derive_no_stale_slot_is_left(tmp_path: Path) -> None:
     assert published.full and [slot.exists() for slot in slot_paths(snapshot)].count(True) == 1
     assert snapshot.resolve() == published.slot.resolve()
     projector.close()
+
+
+def test_a_rebuilt_working_file_leaves_no_slot_of_the_old_one(tmp_path: Path) -> None:
+    from journey.projections.publish import publish, slot_paths
+    from tests.projections.helpers import project
+
+    store, projector = _published(10, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    publish(projector.con, snapshot)
+    publish(projector.con, snapshot)
+    projector.close()
+    rebuilt = project(store, tmp_path / "rebuilt.duckdb")  # `journey rebuild`: a new working file
+    published = publish(rebuilt.con, snapshot)
+    assert published.full and [slot for slot in slot_paths(snapshot) if slot.exists()] == [published.slot]
+    again = publish(rebuilt.con, snapshot)  # the second slot is new to this file: whole, and the first stays
+    assert again.full and all(slot.exists() for slot in slot_paths(snapshot))
+    rebuilt.close()
