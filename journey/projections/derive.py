@@ -21,7 +21,7 @@ position: only what the events after it can change is derived again.
    the failure tables) are summed again from the per-customer rows.
 
 A batch holding an erasure, a new stage model or a file whose kept tables have another
-layout is derived in full. ``internal.changes`` records which customers each derive
+layout is derived in full. ``internal.derive_changes`` records which customers each derive
 changed, for the publish. ``tests/projections/test_properties.py`` proves incremental =
 rebuild table by table; docs/design.md ("Live projection") has the design and figures.
 """
@@ -38,7 +38,7 @@ from journey.projections.consent import derive_consent
 from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "PER_CUSTOMER", "derive", "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "derive", "derive_number", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -189,12 +189,12 @@ WITH {_OWNED}, visits AS (
     SELECT *,
         row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at
     FROM owned
-    WINDOW v AS (PARTITION BY customer_id, type ORDER BY occurred_at, position)
+    WINDOW v AS (PARTITION BY customer_id, type ORDER BY occurred_at, position, credit)
 )
 SELECT event_id, customer_id, type, activity, $stage_case AS stage, channel, source,
     occurred_at, recorded_at, position,
     CASE WHEN customer_id IS NOT NULL
-         THEN row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position) END AS seq,
+         THEN row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position, credit) END AS seq,
     amount, currency, doctor, administrator, branch, booking_id, visit_id, campaign,
     direction, purpose, answered, outcome, status, rating, properties,
     patient_id IS NOT NULL AS identified
@@ -300,35 +300,45 @@ ORDER BY ALL
 
 PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
+KEPT = (*PER_CUSTOMER, "touchpoints", "customer_identifiers", "consent_state", "consent_violations",
+        "identity_ambiguities", "internal.identity_map", "internal.identity_nodes")
+"""Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
               "new_ambiguities", "affected_ids", "dirty", "rows_again", "changed_touchpoints", "new_identifiers",
               "identifier_owners")
 
-CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.changes "
-               "(position BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
-"""Which customers each derive changed (``every``: a full derive): what a publish copies."""
+CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
+               "(derive BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
+"""Which customers each derive (numbered in ``internal.meta`` ``derives``) changed
+(``every``: a full derive): what a publish copies."""
 
 
-DERIVE_VERSION = 2
+def derive_number(con: duckdb.DuckDBPyConnection) -> int:
+    """How many derives this working file has committed (the last one's number)."""
+    row = con.execute("SELECT value FROM internal.meta WHERE key = 'derives'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+DERIVE_VERSION = 3
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
 def model_fingerprint(stage_model: StageModel | None) -> str:
-    """What a derive's kept rows depend on: a new stage model (or a new layout of the
-    per-customer tables) means a full derive."""
-    stages = compile_stages(stage_model or default_stage_model(), "visits")
-    text = f"{DERIVE_VERSION}:" + stages.sql + repr(sorted(stages.parameters.items()))
+    """What a derive's kept rows depend on: the whole stage model (rules, order, SLAs,
+    owners) and the layout of the kept tables. Another fingerprint means a full derive."""
+    model = stage_model or default_stage_model()
+    text = f"{DERIVE_VERSION}:{model.model_dump_json()}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None, *,
-           since: int | None = None, position: int = 0) -> int | None:
+           since: int | None = None) -> int | None:
     """Derive the analyst tables (the caller owns the transaction): in full, or with
-    ``since`` only what the events after that position change; ``internal.changes``
-    records, at ``position``, the customers derived again. Returns how many customers
-    were derived again (None for a full derive)."""
+    ``since`` only what the events after that position change; ``internal.derive_changes``
+    records, under this derive's number, the customers derived again. Returns how many
+    customers were derived again (None for a full derive)."""
     full = since is None
     model = stage_model or default_stage_model()
     con.execute(_SOURCE)
@@ -370,12 +380,14 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("INSERT INTO customer_identifiers SELECT * FROM new_identifiers")
     derive_consent(con, None if full else "dirty", touches)
     con.execute(CHANGES_DDL)
+    number = derive_number(con) + 1
+    con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('derives', ?)", [str(number)])
     if full:
-        con.execute("INSERT INTO internal.changes VALUES (?, NULL, true)", [position])
+        con.execute("INSERT INTO internal.derive_changes VALUES (?, NULL, true)", [number])
         count = None
     else:
-        con.execute("INSERT INTO internal.changes SELECT ?, customer_id, false FROM "
-                    "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [position])
+        con.execute("INSERT INTO internal.derive_changes SELECT ?, customer_id, false FROM "
+                    "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     write_analysis_tables(con, model, None if full else "dirty", touches)
     con.execute("DROP VIEW IF EXISTS touch_source")

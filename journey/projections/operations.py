@@ -19,7 +19,7 @@ from journey.errors import ProjectionError
 from journey.projections.projector import CatchUp, Projector
 from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.stage_model import load_stage_model
-from journey.projections.publish import Published, projector_lock, publish
+from journey.projections.publish import Published, is_published, projector_lock, publish
 from journey.store.event_store import EventStore
 
 __all__ = ["ProjectionPaths", "build_as_of", "catch_up", "follow", "rebuild", "rederive"]
@@ -54,7 +54,7 @@ def catch_up(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymise
         projector = _projector(store, paths.working, pseudonyms, paths)
         try:
             result = projector.catch_up(progress=progress)
-            if projector.derive() or not paths.snapshot.exists():
+            if projector.derive() or not is_published(projector.con, paths.snapshot):
                 publish(projector.con, paths.snapshot)
             return result
         finally:
@@ -116,7 +116,7 @@ def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, tu
     started = time.perf_counter()
     derived = projector.derive()
     deriving = time.perf_counter() - started
-    if not (derived or not snapshot.exists()):
+    if not (derived or not is_published(projector.con, snapshot)):
         return deriving, None
     started = time.perf_counter()
     published = publish(projector.con, snapshot)

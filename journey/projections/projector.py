@@ -19,7 +19,7 @@ import duckdb
 from eventsourcing.persistence import Tracking
 
 from journey.errors import ProjectionError
-from journey.projections.derive import PER_CUSTOMER, derive, model_fingerprint
+from journey.projections.derive import KEPT, derive, model_fingerprint
 from journey.projections.load import Poison, load_batch
 from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.schema import BASE_DDL, SCHEMA_VERSION
@@ -202,7 +202,7 @@ class Projector:
         started = time.perf_counter()
         self.con.begin()
         try:
-            customers = derive(self.con, self.stage_model, since=since, position=position)
+            customers = derive(self.con, self.stage_model, since=since)
             self.con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('derived_with', ?)",
                              [model_fingerprint(self.stage_model)])
             self._status(position, derived=position)
@@ -223,7 +223,7 @@ class Projector:
         tables = {f"{schema}.{name}" if schema != "main" else name for schema, name in self.con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
         ).fetchall()}
-        if not set(PER_CUSTOMER) | {"internal.identity_nodes", "touchpoints"} <= tables:
+        if not set(KEPT) <= tables:
             return None
         erased = self.con.execute("SELECT count(*) FROM internal.erasures WHERE position > ?", [derived]).fetchone()[0]
         return None if erased else derived

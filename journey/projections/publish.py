@@ -22,10 +22,10 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.derive import CHANGES_DDL
+from journey.projections.derive import CHANGES_DDL, derive_number
 from journey.projections.schema import ANALYST_TABLES
 
-__all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "projector_lock", "publish", "query", "slot_paths"]
+__all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
 
 SNAPSHOT = "snapshot"
 """The catalog name the published projection has on every reader's connection."""
@@ -88,43 +88,54 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     then point ``snapshot`` (a symbolic link, replaced atomically) at it.
 
     The slot is updated in one transaction with only what changed since it was last
-    published (``internal.changes``): the changed customers' rows of the large
-    per-customer tables, the small aggregate tables whole. A copy of every table into
-    a fresh file replaces it when that is not possible: after a full derive (an erasure
-    leaves nothing behind in either slot then), when the slot is missing, or when a
-    reader still holds it open (DuckDB lets no writer in then; the reader keeps its
-    file). Readers never see a half-written slot: the link moves after the commit."""
+    published (``internal.derive_changes``, by derive number): the changed customers'
+    rows of the large per-customer tables, the small aggregate tables whole. A copy of
+    every table into a fresh file replaces it when that is not possible: when the slot is
+    missing or new to this working file, after a full derive, or when a reader still
+    holds it open (DuckDB lets no writer in then; the reader keeps its file). Readers
+    never see a half-written slot: the link moves after the commit. Then the other slot
+    is removed if it holds what this file no longer says (a full derive came since, an
+    erasure say, or another working file wrote it)."""
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     slots = slot_paths(snapshot)
     current = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else None
     target = slots[1] if current == slots[0].name else slots[0]
     other = slots[0] if target == slots[1] else slots[1]
+    number = derive_number(con)
     generation = _published(con, target)
     changed, every = _changes_since(con, generation)
     result = None if (generation is None or every) else _update(con, target, changed)
     if result is None:
         _copy(con, target)
         result = Published(target, True, 0)
-        if (every and current is not None) or _published(con, other) is None:
-            # after a full derive (an erasure, a new model) or from a rebuilt working file,
-            # the other slot holds what this file no longer says: none is left behind
-            other.unlink(missing_ok=True)
-    con.execute("INSERT OR REPLACE INTO internal.meta SELECT ?, CAST(derived_position AS VARCHAR) FROM projection_status",
-                [_SLOT_KEY + target.name])
+    con.execute("INSERT OR REPLACE INTO internal.meta VALUES (?, ?)", [_SLOT_KEY + target.name, str(number)])
     link = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
     link.unlink(missing_ok=True)
     os.symlink(target.name, link)
     os.replace(link, snapshot)
-    _prune(con, _published(con, other))
+    older = _published(con, other)
+    if older is None or _changes_since(con, older)[1]:
+        _remove(other)  # stale: a full derive came since, or this file never wrote it
+        older = None
+    con.execute("DELETE FROM internal.derive_changes WHERE derive <= ?", [number if older is None else older])
     return result
 
 
-_SLOT_KEY = "published:"
+def is_published(con: duckdb.DuckDBPyConnection, snapshot: Path) -> bool:
+    """Whether ``snapshot`` shows this working file's last derive (False after a crash
+    between a derive and its publish, or before the first publish)."""
+    if not snapshot.is_symlink() or not snapshot.exists():
+        return False
+    slot = snapshot.with_name(os.readlink(snapshot))
+    return _published(con, slot) == derive_number(con)
+
+
+_SLOT_KEY = "published-derive:"
 
 
 def _published(con: duckdb.DuckDBPyConnection, slot: Path) -> int | None:
-    """The derived position this working file last published into ``slot`` (None: never,
-    or the file is gone). The working file keeps it: a rebuilt file has published nothing."""
+    """The derive number this working file last published into ``slot`` (None: never, or
+    the file is gone). The working file keeps it: a rebuilt file has published nothing."""
     if not slot.exists():
         return None
     row = con.execute("SELECT value FROM internal.meta WHERE key = ?", [_SLOT_KEY + slot.name]).fetchone()
@@ -132,14 +143,19 @@ def _published(con: duckdb.DuckDBPyConnection, slot: Path) -> int | None:
 
 
 def _changes_since(con: duckdb.DuckDBPyConnection, generation: int | None) -> tuple[list[str | None], bool]:
-    """The customers derived again after ``generation``, and whether a full derive came since."""
+    """The customers derived again after derive ``generation``, and whether a full derive came since."""
     con.execute(CHANGES_DDL)
     if generation is None:
         return [], False
-    rows = con.execute(  # a full derive at the slot's own position (a new stage model) counts too
-        "SELECT DISTINCT customer_id, every FROM internal.changes WHERE position > $1 OR (every AND position >= $1)",
-        [generation]).fetchall()
+    rows = con.execute("SELECT DISTINCT customer_id, every FROM internal.derive_changes WHERE derive > ?",
+                       [generation]).fetchall()
     return [customer for customer, _ in rows], any(every for _, every in rows)
+
+
+def _remove(slot: Path) -> None:
+    """A slot file and its write-ahead log (a reader of it keeps its open file)."""
+    slot.unlink(missing_ok=True)
+    slot.with_name(slot.name + ".wal").unlink(missing_ok=True)
 
 
 def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None]) -> Published | None:
@@ -173,22 +189,18 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
 
 def _copy(con: duckdb.DuckDBPyConnection, slot: Path) -> None:
     """Every analyst table into a fresh file, renamed over ``slot`` (a reader of the old
-    file keeps reading it)."""
+    file keeps reading it). The slot's old write-ahead log goes first: left beside the new
+    file (a crash before a checkpoint), it would make the new file unreadable."""
     temporary = slot.with_name(f"{slot.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
+    _remove(temporary)
     con.execute(f"ATTACH {_quote(temporary)} AS snapshot")
     try:
         for table in ANALYST_TABLES:
             con.execute(f"CREATE TABLE snapshot.{table} AS SELECT * FROM main.{table}")
     finally:
         con.execute("DETACH snapshot")
+    slot.with_name(slot.name + ".wal").unlink(missing_ok=True)
     os.replace(temporary, slot)
-
-
-def _prune(con: duckdb.DuckDBPyConnection, older: int | None) -> None:
-    """Forget the changes both slots already hold."""
-    if older is not None:
-        con.execute("DELETE FROM internal.changes WHERE position <= ?", [older])
 
 
 @contextmanager

@@ -254,3 +254,24 @@ def test_an_incremental_derive_only_where_it_gives_what_a_rebuild_gives(tmp_path
     assert every_table(again.con) == every_table(rebuilt.con)
     again.close()
     rebuilt.close()
+
+
+def test_an_sla_change_alone_derives_in_full(tmp_path: Path) -> None:
+    from journey.projections.derive import model_fingerprint
+    from journey.projections.stage_model import default_stage_model
+    from journey.store.recorder import InMemoryJourneyRecorder
+
+    model = default_stage_model()
+    stages = list(model.stages)
+    stages[1] = stages[1].model_copy(update={"sla": "1h"})
+    shorter = model.model_copy(update={"stages": tuple(stages)})
+    assert model_fingerprint(shorter) != model_fingerprint(model)
+    store = EventStore(InMemoryJourneyRecorder())
+    append(store, *journey_of("web-1", "+79160000001", "P1"))
+    project(store, tmp_path / "p.duckdb").close()
+    append(store, touch("call", "c2", occurred_at=at(100), customer={"customer_id": "P1"}))
+    again = Projector(store, tmp_path / "p.duckdb", PSEUDONYMS, stage_model=shorter)
+    again.catch_up()
+    again.derive()
+    assert again.last_derive is not None and again.last_derive.since is None
+    again.close()

@@ -49,7 +49,7 @@ def events(draw: st.DrawFn) -> list[dict[str, Any]]:
         if kind in TYPED:  # stages, consent, a referral credit, a touch of nobody's
             record = touch(kind, f"e{n}", customer=customer, occurred_at=record["occurred_at"])
             if kind == "referral":
-                record["properties"]["referrer"] = draw(st.sampled_from(["R1", "R2"]))
+                record["properties"]["referrer"] = draw(st.sampled_from(["R1", "R2", "P1"]))  # P1: maybe themself
             if kind == "ad_spend":
                 del record["customer"]
         elif kind == "touch":
@@ -72,28 +72,28 @@ def recompute(stored: list[dict[str, Any]]) -> dict[str, Any]:
     identity = resolve_identities(
         ("unlink" if e["type"] == "identity_unlink" else "link", pseudonymous(e["customer"]))
         for e in stored if "customer" in e)
-    journeys: dict[str, list[tuple[datetime, int, str]]] = defaultdict(list)
+    journeys: dict[str, list[tuple[datetime, int, bool, str]]] = defaultdict(list)  # a credit after its touch
     for position, e in enumerate(stored, start=1):
         if e["type"] in ("identity_link", "identity_unlink", "ad_spend"):
             continue
         who = identity.resolve(pseudonymous(e["customer"]))
         when = datetime.fromisoformat(e["occurred_at"])
-        journeys[who].append((when, position, e.get("activity") or e["type"]))
+        journeys[who].append((when, position, False, e.get("activity") or e["type"]))
         if e["type"] == "referral":  # the referring patient's credit
             journeys[PSEUDONYMS.key("customer_id", e["properties"]["referrer"])].append(
-                (when, position, "referred_friend"))
+                (when, position, True, "referred_friend"))
     edges: Counter[tuple[str, str]] = Counter()
     variants: Counter[tuple[str, ...]] = Counter()
     starts: Counter[str] = Counter()
     seq = {}
     for who, steps in journeys.items():
         steps.sort()
-        activities = tuple(a for _, _, a in steps)
+        activities = tuple(a for _, _, _, a in steps)
         variants[activities] += 1
         starts[activities[0]] += 1
         edges.update(zip(activities, activities[1:]))
-        for n, (_, position, activity) in enumerate(steps, start=1):
-            if activity != "referred_friend":
+        for n, (_, position, credit, _) in enumerate(steps, start=1):
+            if not credit:
                 seq[position] = (who, n)
     return {"edges": dict(edges), "variants": dict(variants), "starts": dict(starts), "seq": seq}
 

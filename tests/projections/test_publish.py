@@ -150,3 +150,62 @@ def test_a_rebuilt_working_file_leaves_no_slot_of_the_old_one(tmp_path: Path) ->
     again = publish(rebuilt.con, snapshot)  # the second slot is new to this file: whole, and the first stays
     assert again.full and all(slot.exists() for slot in slot_paths(snapshot))
     rebuilt.close()
+
+
+def test_a_full_derive_at_the_same_position_is_never_patched_over(tmp_path: Path) -> None:
+    """`journey rederive` after a publish that left one slot: the old slot goes, so the next
+    batch cannot patch the old model's rows incrementally."""
+    from journey.projections.publish import publish, slot_paths
+    from tests.projections.helpers import append, every_table
+    from tests.touches import touch
+
+    store, projector = _published(10, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    first = publish(projector.con, snapshot)  # one slot only
+    projector.derive(force=True)  # rederive: a full derive at the same position
+    publish(projector.con, snapshot)
+    assert not first.slot.exists()
+    append(store, touch("visit", "v1", customer={"customer_id": "P1"}))
+    projector.catch_up()
+    projector.derive()
+    assert publish(projector.con, snapshot).full  # the removed slot comes back whole
+    assert _every_table(snapshot) == every_table(projector.con)
+    assert all(slot.exists() for slot in slot_paths(snapshot))
+    projector.close()
+
+
+def test_the_link_never_points_at_a_removed_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import journey.projections.publish as publishing
+
+    _, projector = _published(10, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    publishing.publish(projector.con, snapshot)
+    publishing.publish(projector.con, snapshot)
+    projector.derive(force=True)
+    removed = []
+    remove = publishing._remove
+
+    def checked(slot: Path) -> None:
+        assert snapshot.resolve() != slot.resolve(), "the link still points at the slot being removed"
+        assert query(snapshot, "SELECT count(*) FROM touchpoints")[1] == [(10,)]
+        removed.append(slot)
+        remove(slot)
+
+    monkeypatch.setattr(publishing, "_remove", checked)
+    publishing.publish(projector.con, snapshot)
+    assert removed
+    projector.close()
+
+
+def test_a_stale_write_ahead_log_never_spoils_a_copied_slot(tmp_path: Path) -> None:
+    from journey.projections.publish import publish, slot_paths
+
+    _, projector = _published(10, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    publish(projector.con, snapshot)
+    stale = slot_paths(snapshot)[1].with_name(slot_paths(snapshot)[1].name + ".wal")
+    stale.write_bytes(b"left by a crash before a checkpoint")
+    published = publish(projector.con, snapshot)  # the second slot, copied whole
+    assert published.full and published.slot == slot_paths(snapshot)[1] and not stale.exists()
+    assert query(snapshot, "SELECT count(*) FROM touchpoints")[1] == [(10,)]
+    projector.close()
