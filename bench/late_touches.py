@@ -188,6 +188,12 @@ def main() -> None:
               f"peak {max(r['peak_mib'] for r in runs):,.0f} MiB  [{', '.join(format(r['seconds'], '.2f') for r in runs)}]")
     ratio = statistics.median(r["seconds"] for r in late) / statistics.median(r["seconds"] for r in full)
     print(f"late / full: {ratio:.1%} (target at most 5%)")
+    for name in ("inc", "reb"):  # the copies (two stores and two projections: ~30 GB at 10M touches)
+        shutil.rmtree(base / name, ignore_errors=True)
+        for path in base.glob(f"{name}.sqlite*"):
+            path.unlink()
+    for path in base.glob("fresh.duckdb*"):
+        path.unlink()
 
 
 if __name__ == "__main__":
