@@ -16,6 +16,7 @@ Run:  python bench/late_touches.py [--touches 1000000] [--runs 3]
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import statistics
@@ -164,12 +165,14 @@ def main() -> None:
     print(f"{args.touches:,} demo touches (SQLite store); {LATE:,} late touches per round; {args.runs} runs, medians")
     full, late, again = [], [], []
     for round_ in range(args.runs):
+        os.sync()
         full.append(measure(__file__, "full", str(store), str(base / f"full-{round_}.duckdb")))
         for name, results, peer in (("inc", late, "late"), ("reb", again, "late-rebuild")):
             shutil.copy(store, base / f"{name}.sqlite")
             shutil.rmtree(base / name, ignore_errors=True)
             shutil.copytree(projected, base / name, symlinks=True)
             measure(__file__, "append", str(base / f"{name}.sqlite"), "-")
+            os.sync()  # the copies' dirty pages would otherwise be flushed by the measured checkpoints' fsync
             results.append(measure(__file__, peer, str(base / f"{name}.sqlite"), str(base / name / "working.duckdb")))
         if round_ == 0:
             measure(__file__, "full", str(base / "inc.sqlite"), str(base / "fresh.duckdb"))
