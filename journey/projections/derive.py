@@ -36,6 +36,7 @@ from journey.domain.identity import IdentityResolver
 from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
+from journey.projections.kept import replace_customers
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
 __all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "derive", "derive_number", "model_fingerprint"]
@@ -364,8 +365,8 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         touches = "changed_touchpoints"
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
-        _replace(con, table, select.replace("$touches", touches).replace("$dirty", "TRUE" if full else _DIRTY_ONLY),
-                 full)
+        replace_customers(con, table, select.replace("$touches", touches)
+                          .replace("$dirty", "TRUE" if full else _DIRTY_ONLY), None if full else "dirty")
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS):
         con.execute(statement)
     if full:
@@ -394,15 +395,6 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return count
-
-
-def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, full: bool) -> None:
-    """A per-customer table: built whole, or the dirty customers' rows replaced."""
-    if full:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
-        return
-    con.execute(f"DELETE FROM {table} WHERE {_DIRTY_ONLY}")
-    con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
 def _resolve_identities(con: duckdb.DuckDBPyConnection, full: bool) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import duckdb
 
+from journey.projections.kept import replace_customers
 from journey.projections.changes import CHANGE_COLUMNS, stage_change_rows
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
@@ -237,7 +238,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
                        for d in DIMENSIONS)
     dimensions = ", ".join(f"w.{d}" for d in DIMENSIONS)
     owner_features = ", ".join(f"'{d}=' || w.{d}" for d in DIMENSIONS)
-    _keep(con, "internal.stage_outcomes", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
+    replace_customers(con, "internal.stage_outcomes", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
           .replace("$feature", _FEATURE).replace("$dimensions", dimensions)
           .replace("$owner_features", owner_features), dirty)
     dimensions = ", ".join(f"s.{d}" for d in DIMENSIONS)
@@ -252,15 +253,6 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     con.execute("DROP VIEW stage_owners; DROP VIEW stage_steps")
     for table in ("stage_order", "data_end", "new_outcomes", "window_touches"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
-
-
-def _keep(con: duckdb.DuckDBPyConnection, table: str, select: str, dirty: str | None) -> None:
-    """A per-customer table: built whole, or the dirty customers' rows replaced."""
-    if dirty is None:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
-        return
-    con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM {dirty})")
-    con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
 def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:

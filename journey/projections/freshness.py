@@ -12,8 +12,8 @@ Lag is measured against the event store, in the store's own terms:
   events; ``unpublished_since`` says when the oldest unpublished event was recorded,
   for whoever wants its age on a wall clock.
 
-"Published at" is when the snapshot file was written (its modification time: the
-publisher renames a finished file over the old one, so that is the publish time).
+"Published at" is when the snapshot's file was written (the modification time of the
+slot the link points to: a publish finishes writing it before it moves the link).
 """
 
 from __future__ import annotations

@@ -34,12 +34,11 @@ APPLICATION = "journey-projection"
 
 @dataclass(frozen=True)
 class Derived:
-    """What the last derive did: ``since`` None is a full derive."""
+    """What the last derive did: ``since`` None is a full derive; ``customers`` how many
+    were derived again (None in full)."""
 
     since: int | None
-    position: int
     customers: int | None
-    seconds: float
 
 
 @dataclass
@@ -199,7 +198,6 @@ class Projector:
         if not force and derived == position:
             return False
         since = None if force else self._incremental_from(derived)
-        started = time.perf_counter()
         self.con.begin()
         try:
             customers = derive(self.con, self.stage_model, since=since)
@@ -210,7 +208,7 @@ class Projector:
         except BaseException:
             self.con.rollback()
             raise
-        self.last_derive = Derived(since, position, customers, time.perf_counter() - started)
+        self.last_derive = Derived(since, customers)
         return True
 
     def _incremental_from(self, derived: int) -> int | None:

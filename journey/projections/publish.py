@@ -2,9 +2,10 @@
 
 DuckDB lets one process write a file and no other process open it meanwhile. So
 the projector works on its own file and, after each derive, publishes the analyst
-tables into a new snapshot file that replaces the old one atomically (rename).
-The duckdb CLI, pandas or a BI tool open the snapshot, read-only, at any time; a
-reader that has the old snapshot open keeps reading it until it reopens.
+tables to the snapshot: a symbolic link to one of two slot files, the one readers are
+not on brought up to date, then the link moved atomically (``publish``). The duckdb
+CLI, pandas or a BI tool open the snapshot, read-only, at any time; a reader that has
+the old slot open keeps reading it until it reopens.
 """
 
 from __future__ import annotations
