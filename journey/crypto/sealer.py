@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidTag
 
-from journey.domain.values import IDENTIFIER_KINDS, PERSONAL_PROPERTIES
+from journey.domain.values import PERSONAL_PROPERTIES
 from journey.crypto.keys import DataKey, KeyStore, Subject
 from journey.crypto.policy import PropertyPolicy, default_policy
 
@@ -57,46 +57,60 @@ class Sealer:
         """Custom properties stored in the clear; every other custom property is sealed."""
         self.pseudonym = pseudonym
         """``(kind, value) -> keyed pseudonym`` (``Pseudonymiser.key``): names keys."""
-        self._cache: dict[str, DataKey] = {}
+        self._keyed: dict[tuple[str, str], DataKey] = {}  # (kind, identifier) -> its key
+        self._sealed: dict[tuple[str, str], str] = {}  # (kind, identifier) -> sealed (AES-SIV is deterministic)
         self._by_id: dict[str, DataKey | None] = {}
-        self._sealed: dict[str, str] = {}  # pseudonym -> sealed identifier (AES-SIV is deterministic)
         self._generation = keys.generation()
         self._unseal_value = lru_cache(maxsize=200_000)(self._open)
 
     def seal_all(self, touches: Iterable[bytes]) -> list[bytes]:
-        """Canonical touch JSON in, stored touch JSON (personal fields sealed) out."""
+        """Canonical touch JSON in, stored touch JSON (personal fields sealed) out.
+
+        The ingest hot path: each identifier's key is looked up (or made) once per
+        batch, and an identifier seen before is sealed from the cache (deterministic)."""
         parsed = [orjson.loads(t) for t in touches]
         self.refresh()
-        if len(self._cache) > _CACHE:  # bounded memory: most identifiers are seen in a short span
-            self._cache.clear()
+        if len(self._keyed) > _CACHE:  # bounded memory: most identifiers are seen in a short span
+            self._keyed.clear()
             self._sealed.clear()
-        subjects = {}
+        keyed = self._keyed
+        missing: dict[tuple[str, str], None] = {}
         for touch in parsed:
-            for kind, value in _identifiers(touch):
-                pseudonym = self.pseudonym(kind, value)
-                if pseudonym not in self._cache:
-                    subjects[pseudonym] = Subject(pseudonym, kind, value)
-        if subjects:
-            self._cache.update(self.keys.keys_for(subjects.values()))
+            customer = touch.get("customer")
+            if customer:
+                for identifier in customer.items():
+                    if identifier not in keyed:
+                        missing[identifier] = None
+                referrer = _referring_patient(touch)
+                if referrer is not None and ("customer_id", referrer) not in keyed:
+                    missing[("customer_id", referrer)] = None
+        if missing:
+            subjects = {self.pseudonym(kind, value): (kind, value) for kind, value in missing}
+            made = self.keys.keys_for(Subject(p, kind, value) for p, (kind, value) in subjects.items())
+            for pseudonym, key in made.items():
+                keyed[subjects[pseudonym]] = key
         return [orjson.dumps(self._seal(touch)) for touch in parsed]
 
     def _seal(self, touch: dict[str, Any]) -> dict[str, Any]:
         customer = touch.get("customer")
         if not customer:
             return touch
-        primary = None
+        sealed_cache = self._sealed
         sealed = {}
-        for kind, value in customer.items():
-            pseudonym = self.pseudonym(kind, value)
-            key = self._cache[pseudonym]
-            primary = primary or key
-            sealed[kind] = self._seal_identifier(kind, value)
+        for identifier in customer.items():
+            text = sealed_cache.get(identifier)
+            if text is None:
+                text = sealed_cache[identifier] = _seal_text(self._keyed[identifier], identifier[1],
+                                                             identifier[0].encode())
+            sealed[identifier[0]] = text
+        primary = self._keyed[next(iter(customer.items()))]
         touch["customer"] = sealed
         properties = touch.get("properties")
-        if properties and primary is not None:
+        if properties:
             if touch.get("type") == "custom":
+                analytic = self.analytic
                 for name, value in properties.items():
-                    if name not in self.analytic and value is not None:
+                    if name not in analytic and value is not None:
                         properties[name] = _seal_text(primary, orjson.dumps(value).decode(), _CUSTOM)
                 return touch
             for name in PERSONAL_PROPERTIES:
@@ -108,10 +122,10 @@ class Sealer:
         return touch
 
     def _seal_identifier(self, kind: str, value: str) -> str:
-        pseudonym = self.pseudonym(kind, value)
-        text = self._sealed.get(pseudonym)
+        identifier = (kind, value)
+        text = self._sealed.get(identifier)
         if text is None:
-            text = self._sealed[pseudonym] = _seal_text(self._cache[pseudonym], value, kind.encode())
+            text = self._sealed[identifier] = _seal_text(self._keyed[identifier], value, kind.encode())
         return text
 
     def unseal(self, touch: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +201,7 @@ class Sealer:
         """Forget cached keys when keys were destroyed since (another process may have)."""
         generation = self.keys.generation()
         if generation != self._generation:
-            self._cache.clear()
+            self._keyed.clear()
             self._by_id.clear()
             self._sealed.clear()
             self._unseal_value.cache_clear()
@@ -202,16 +216,6 @@ def _referring_patient(touch: dict[str, Any]) -> str | None:
             and not referrer.startswith(PREFIX):
         return referrer
     return None
-
-
-def _identifiers(touch: dict[str, Any]) -> Iterable[tuple[str, str]]:
-    """The identifiers a touch's sealing needs keys for: its customer's, and a referring patient's."""
-    customer = touch.get("customer") or {}
-    found = [(kind, value) for kind, value in customer.items() if kind in IDENTIFIER_KINDS and isinstance(value, str)]
-    referrer = _referring_patient(touch) if found else None
-    if referrer is not None:
-        found.append(("customer_id", referrer))
-    return found
 
 
 def _seal_text(key: DataKey, value: str, associated: bytes) -> str:
