@@ -157,6 +157,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
             fresh.unlink(missing_ok=True)
             raise
         projector.close()
+        Path(str(paths.working) + ".wal").unlink(missing_ok=True)  # an old log (a crash) spoils a new file
         os.replace(fresh, paths.working)
         published = _projector(store, paths.working, pseudonyms, paths)
         try:
