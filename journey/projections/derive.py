@@ -18,7 +18,9 @@ position: only what the events after it can change is derived again.
    consent, steps, paths, stage entries, the points of failure's stage outcomes) replace
    the dirty customers' rows, read from one table of every touch of theirs
    (``changed_touchpoints``); the aggregates (edges, nodes, variants, stage transitions,
-   the failure tables) are summed again from the per-customer rows.
+   the failure tables) come from the per-customer rows: the distinct-customer counts as
+   running counts (the dirty customers' old contribution taken away, their new one
+   added), the rest summed again.
 
 A batch holding an erasure, a new stage model or a file whose kept tables have another
 layout is derived in full. ``internal.derive_changes`` records which customers each derive
@@ -36,10 +38,10 @@ from journey.domain.identity import IdentityResolver
 from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
-from journey.projections.kept import replace_customers
+from journey.projections.kept import RunningCount, replace_customers
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "derive", "derive_number", "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "RUNNING", "derive", "derive_number", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -256,22 +258,40 @@ FROM $touches WHERE customer_id IS NOT NULL
 GROUP BY customer_id
 """
 
-# The aggregates, summed again from the per-customer rows.
+# The aggregates, from the per-customer rows. The distinct-customer counts are running
+# counts kept between derives (``RUNNING``); the rest is summed again (medians do not add
+# up; a sum is a scan, the distinct counts were most of the time). The variants are
+# counted again too: as a running count keyed by the activity list, keeping it cost more
+# than counting (grouping and rewriting lists).
+RUNNING = (
+    RunningCount("internal.edge_customers", "internal.steps", "activity AS source, next_activity AS target",
+                 "next_activity IS NOT NULL", "count(DISTINCT customer_id)"),
+    RunningCount("internal.node_customers", "internal.steps", "activity", "TRUE", "count(DISTINCT customer_id)"),
+    RunningCount("internal.transition_customers", "internal.stage_entries", "stage AS from_stage, next_stage AS to_stage",
+                 "next_stage IS NOT NULL", "count(DISTINCT customer_id)"),
+)
+
 _EDGES_TABLE = """
 CREATE OR REPLACE TABLE journey_edges AS
-SELECT activity AS source, next_activity AS target, count(*) AS transitions,
-    count(DISTINCT customer_id) AS customers, avg(seconds) AS mean_seconds,
-    median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
-FROM internal.steps WHERE next_activity IS NOT NULL
-GROUP BY ALL ORDER BY transitions DESC, source, target
+WITH sums AS (
+    SELECT activity AS source, next_activity AS target, count(*) AS transitions, avg(seconds) AS mean_seconds,
+        median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
+    FROM internal.steps WHERE next_activity IS NOT NULL GROUP BY ALL
+)
+SELECT s.source, s.target, s.transitions, k.n AS customers, s.mean_seconds, s.median_seconds, s.p90_seconds
+FROM sums s JOIN internal.edge_customers k USING (source, target)
+ORDER BY transitions DESC, source, target
 """
 
 _NODES_TABLE = """
 CREATE OR REPLACE TABLE journey_nodes AS
-SELECT activity, count(*) AS events, count(DISTINCT customer_id) AS customers,
-    count(*) FILTER (WHERE seq = 1) AS starts,
-    count(*) FILTER (WHERE next_activity IS NULL) AS ends
-FROM internal.steps GROUP BY activity ORDER BY events DESC, activity
+WITH sums AS (
+    SELECT activity, count(*) AS events, count(*) FILTER (WHERE seq = 1) AS starts,
+        count(*) FILTER (WHERE next_activity IS NULL) AS ends
+    FROM internal.steps GROUP BY activity
+)
+SELECT s.activity, s.events, k.n AS customers, s.starts, s.ends
+FROM sums s JOIN internal.node_customers k USING (activity) ORDER BY events DESC, activity
 """
 
 _VARIANTS = """
@@ -283,11 +303,14 @@ FROM internal.paths GROUP BY activities ORDER BY customers DESC, variant
 
 _STAGE_TRANSITIONS = """
 CREATE OR REPLACE TABLE stage_transitions AS
-SELECT stage AS from_stage, next_stage AS to_stage, count(*) AS transitions,
-    count(DISTINCT customer_id) AS customers, avg(seconds) AS mean_seconds,
-    median(seconds) AS median_seconds
-FROM internal.stage_entries WHERE next_stage IS NOT NULL
-GROUP BY ALL ORDER BY transitions DESC, from_stage, to_stage
+WITH sums AS (
+    SELECT stage AS from_stage, next_stage AS to_stage, count(*) AS transitions, avg(seconds) AS mean_seconds,
+        median(seconds) AS median_seconds
+    FROM internal.stage_entries WHERE next_stage IS NOT NULL GROUP BY ALL
+)
+SELECT s.from_stage, s.to_stage, s.transitions, k.n AS customers, s.mean_seconds, s.median_seconds
+FROM sums s JOIN internal.transition_customers k USING (from_stage, to_stage)
+ORDER BY transitions DESC, from_stage, to_stage
 """
 
 # Per identifier (only the affected identifiers' rows change).
@@ -301,8 +324,9 @@ ORDER BY ALL
 
 PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
-KEPT = (*PER_CUSTOMER, "touchpoints", "customer_identifiers", "consent_state", "consent_violations",
-        "identity_ambiguities", "internal.identity_map", "internal.identity_nodes")
+KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "customer_identifiers",
+        "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
+        "internal.identity_nodes")
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
@@ -322,7 +346,7 @@ def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 3
+DERIVE_VERSION = 4
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
@@ -363,10 +387,15 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL))")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM changed_touchpoints")
         touches = "changed_touchpoints"
+    if not full:
+        for running in RUNNING:
+            running.forget(con, "dirty")
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
         replace_customers(con, table, select.replace("$touches", touches)
                           .replace("$dirty", "TRUE" if full else _DIRTY_ONLY), None if full else "dirty")
+    for running in RUNNING:
+        running.update(con, None if full else "dirty")
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS):
         con.execute(statement)
     if full:

@@ -13,11 +13,13 @@ Lag is measured against the event store, in the store's own terms:
   for whoever wants its age on a wall clock.
 
 "Published at" is when the snapshot's file was written (the modification time of the
-slot the link points to: a publish finishes writing it before it moves the link).
+slot the link points to, or of its write-ahead log when later: a publish finishes
+writing them before it moves the link).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -55,12 +57,18 @@ def lag(store: EventStore, published: int, head: int) -> Lag:
 
 
 def published_at(snapshot: Path) -> datetime | None:
-    """When the snapshot file was published (its modification time, UTC); None when
-    nothing is published."""
+    """When the snapshot file was published (the later modification time, UTC, of the
+    slot the link points to and of its write-ahead log, where an update of the slot
+    leaves its changes); None when nothing is published."""
     try:
-        return datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
+        written = snapshot.stat().st_mtime
     except FileNotFoundError:
         return None
+    try:
+        written = max(written, snapshot.with_name(os.readlink(snapshot) + ".wal").stat().st_mtime)
+    except OSError:
+        pass
+    return datetime.fromtimestamp(written, timezone.utc)
 
 
 def published_position(snapshot: Path) -> int | None:

@@ -1,10 +1,13 @@
-"""The one way a derive writes a table it keeps per customer."""
+"""The one way a derive writes a table it keeps per customer, and the running counts it
+keeps over those tables."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 
-__all__ = ["replace_customers"]
+__all__ = ["RunningCount", "replace_customers"]
 
 
 def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, dirty: str | None) -> None:
@@ -16,3 +19,45 @@ def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, d
         return
     con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM {dirty})")
     con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+@dataclass(frozen=True)
+class RunningCount:
+    """A count over a per-customer table, grouped by ``keys``, kept in ``table`` between
+    derives: ``count`` of the ``source`` rows where ``where`` holds. Counts whose rows are
+    each one customer's (``count(DISTINCT customer_id)``, ``count(*)`` of one row per
+    customer) add up over customers, so an incremental derive takes the dirty customers'
+    old contribution away (``forget``, before their rows are replaced) and adds their new
+    one (``update``, after), instead of counting every customer's rows again."""
+
+    table: str
+    source: str
+    keys: str
+    where: str
+    count: str
+
+    def _counts(self, scope: str, sign: str = "") -> str:
+        return (f"SELECT {self.keys}, {sign}{self.count} AS n FROM {self.source} "
+                f"WHERE {self.where} AND {scope} GROUP BY ALL")
+
+    @property
+    def _delta(self) -> str:
+        return "delta_" + self.table.split(".")[-1]
+
+    def forget(self, con: duckdb.DuckDBPyConnection, dirty: str) -> None:
+        """The dirty customers' contribution before their rows are replaced, negated."""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {self._delta} AS "
+                    + self._counts(f"customer_id IN (SELECT customer_id FROM {dirty})", "-"))
+
+    def update(self, con: duckdb.DuckDBPyConnection, dirty: str | None) -> None:
+        """Count in full (``dirty`` None), or add the dirty customers' new contribution
+        to what ``forget`` kept and apply the sum (keys counting nothing any more go)."""
+        if dirty is None:
+            con.execute(f"CREATE OR REPLACE TABLE {self.table} AS " + self._counts("TRUE"))
+            return
+        con.execute(f"INSERT INTO {self._delta} "
+                    + self._counts(f"customer_id IN (SELECT customer_id FROM {dirty})"))
+        con.execute(f"CREATE OR REPLACE TABLE {self.table} AS SELECT * EXCLUDE (n), CAST(sum(n) AS BIGINT) AS n "
+                    f"FROM (SELECT * FROM {self.table} UNION ALL BY NAME SELECT * FROM {self._delta}) "
+                    "GROUP BY ALL HAVING sum(n) <> 0")
+        con.execute(f"DROP TABLE {self._delta}")

@@ -83,11 +83,12 @@ def _stop_on_signals(stop: Event) -> Iterator[None]:
 def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser, *,
            interval: float = 1.0, stop: Event | None = None,
            on_cycle: Callable[[CatchUp], None] | None = None) -> None:
-    """Keep following the store (polling every ``interval`` seconds) until SIGINT,
-    SIGTERM or ``stop``. Poison events go to ``dead_letters`` and the rest goes on;
-    the snapshot is republished after every cycle that loaded something, and such a
-    cycle logs one INFO line: events read, new position, store head, lag, and the
-    seconds spent loading, deriving and publishing."""
+    """Keep following the store until SIGINT, SIGTERM or ``stop``: a cycle that loaded
+    something is followed at once by the next (what arrived meanwhile waits for no
+    poll), a cycle that found nothing by a pause of ``interval`` seconds. Poison events
+    go to ``dead_letters`` and the rest goes on; the snapshot is republished after every
+    cycle that loaded something, and such a cycle logs one INFO line: events read, new
+    position, store head, lag, and the seconds spent loading, deriving and publishing."""
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
         projector = _projector(store, paths.working, pseudonyms, paths)
@@ -105,7 +106,8 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                     log.info("published position %s to %s", projector.position, paths.snapshot)
                 if on_cycle:
                     on_cycle(result)
-                stop.wait(interval)
+                if not result.read:  # caught up: poll again after the interval
+                    stop.wait(interval)
         finally:
             projector.close()
 
@@ -155,6 +157,7 @@ def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser
             fresh.unlink(missing_ok=True)
             raise
         projector.close()
+        Path(str(paths.working) + ".wal").unlink(missing_ok=True)  # an old log (a crash) spoils a new file
         os.replace(fresh, paths.working)
         published = _projector(store, paths.working, pseudonyms, paths)
         try:

@@ -30,6 +30,11 @@ from journey.store.event_store import EventStore
 __all__ = ["CatchUp", "Derived", "Projector"]
 
 APPLICATION = "journey-projection"
+CHECKPOINT_THRESHOLD = "256MB"
+"""DuckDB checkpoints a file at commit once its write-ahead log is this large (default
+16 MB). An incremental derive logs a few MB; with the default, every few derives paid a
+checkpoint of the working file (0.2-0.3 s at 1M touches) at commit. Closing the projector
+still checkpoints. The snapshot slots follow ``publish.SLOT_WAL_LIMIT``."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class Projector:
             ) from None
         self.con.execute("SET enable_progress_bar = false")
         self.con.execute("SET memory_limit = ?", [memory_limit])
+        self.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
         for statement in BASE_DDL:
             self.con.execute(statement)
         self.tracking = DuckDBTrackingRecorder(self.con)

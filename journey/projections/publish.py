@@ -64,6 +64,12 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+SLOT_WAL_LIMIT = 64 * 2**20
+"""A slot's write-ahead log is checkpointed into the file once it is this large (bytes):
+below it, an update leaves its changes in the log (no checkpoint at commit or detach,
+which rewrote the changed tables' blocks every publish); readers replay the log when they
+open the slot, which grows with it."""
+
 PER_CUSTOMER = ("touchpoints", "customers", "customer_identifiers", "consent_state", "consent_violations")
 """Published tables copied customer by customer: only the customers a derive changed."""
 SLOTS = ("a", "b")
@@ -156,7 +162,7 @@ def _changes_since(con: duckdb.DuckDBPyConnection, generation: int | None) -> tu
 def _remove(slot: Path) -> None:
     """A slot file and its write-ahead log (a reader of it keeps its open file)."""
     slot.unlink(missing_ok=True)
-    slot.with_name(slot.name + ".wal").unlink(missing_ok=True)
+    _wal(slot).unlink(missing_ok=True)
 
 
 def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None]) -> Published | None:
@@ -183,9 +189,26 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
             con.rollback()
             raise
         con.execute("DROP TABLE published_changes")
+        if _wal(slot).exists() and _wal(slot).stat().st_size > SLOT_WAL_LIMIT:
+            con.execute("CHECKPOINT snapshot")
     finally:
-        con.execute("DETACH snapshot")
+        _detach_keeping_wal(con)
     return Published(slot, False, len(changed))
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _detach_keeping_wal(con: duckdb.DuckDBPyConnection) -> None:
+    """Detach the slot without the checkpoint DuckDB makes when it closes a file: the
+    committed changes stay in the slot's write-ahead log, which a reader opening the slot
+    (read-only too) replays, and the next update of the slot appends to."""
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    try:
+        con.execute("DETACH snapshot")
+    finally:
+        con.execute("PRAGMA enable_checkpoint_on_shutdown")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, slot: Path) -> None:
@@ -198,9 +221,10 @@ def _copy(con: duckdb.DuckDBPyConnection, slot: Path) -> None:
     try:
         for table in ANALYST_TABLES:
             con.execute(f"CREATE TABLE snapshot.{table} AS SELECT * FROM main.{table}")
+        con.execute("CHECKPOINT snapshot")  # a whole file, with no log beside it
     finally:
         con.execute("DETACH snapshot")
-    slot.with_name(slot.name + ".wal").unlink(missing_ok=True)
+    _wal(slot).unlink(missing_ok=True)
     os.replace(temporary, slot)
 
 

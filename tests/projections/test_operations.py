@@ -113,6 +113,30 @@ def test_follow_keeps_up_and_stops_cleanly(sqlite_store: EventStore, paths: Proj
     operations.catch_up(sqlite_store, paths, PSEUDONYMS)  # the lock was released
 
 
+def test_follow_polls_again_at_once_after_a_cycle_that_loaded_something(
+        sqlite_store: EventStore, paths: ProjectionPaths) -> None:
+    """Events stored while a cycle runs wait for no poll interval: only an empty cycle pauses."""
+    stop = threading.Event()
+    cycles: list[int] = []
+
+    def on_cycle(result: object) -> None:
+        cycles.append(result.read)  # type: ignore[attr-defined]
+        if len(cycles) == 1:
+            append(sqlite_store, *calls(2, start=5))  # arrives while the follower works
+        elif sum(cycles) == 7:
+            stop.set()
+
+    append(sqlite_store, *calls(5))
+    follower = threading.Thread(target=operations.follow, args=(sqlite_store, paths, PSEUDONYMS),
+                                kwargs={"interval": 600, "stop": stop, "on_cycle": on_cycle})
+    started = time.monotonic()
+    follower.start()
+    follower.join(timeout=60)
+    assert not follower.is_alive() and time.monotonic() - started < 60
+    assert cycles == [5, 2]
+    assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(7,)]
+
+
 def test_as_of_build_goes_to_its_own_file(sqlite_store: EventStore, paths: ProjectionPaths, tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 

@@ -3,7 +3,7 @@ writable output file only where asked."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -208,4 +208,46 @@ def test_a_stale_write_ahead_log_never_spoils_a_copied_slot(tmp_path: Path) -> N
     published = publish(projector.con, snapshot)  # the second slot, copied whole
     assert published.full and published.slot == slot_paths(snapshot)[1] and not stale.exists()
     assert query(snapshot, "SELECT count(*) FROM touchpoints")[1] == [(10,)]
+    projector.close()
+
+
+def test_an_updated_slot_keeps_its_changes_in_its_log_and_readers_see_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publish that updates a slot leaves the change in the slot's write-ahead log (no
+    checkpoint per publish); a read-only reader replays it, in another process as well, and
+    once the log passes the limit the slot is checkpointed."""
+    import subprocess
+    import sys
+
+    import journey.projections.publish as publishing
+    from journey.projections.freshness import published_at
+    from tests.projections.helpers import append, every_table
+    from tests.touches import touch
+
+    store, projector = _published(30, tmp_path)
+    snapshot = tmp_path / "analytics.duckdb"
+    for _ in range(2):  # both slots, copied whole: no log beside them
+        whole = publishing.publish(projector.con, snapshot)
+        assert whole.full and not publishing._wal(whole.slot).exists()
+    for n in range(3):
+        append(store, touch("visit", f"v{n}", customer={"customer_id": f"P{n}"}))
+        projector.catch_up()
+        projector.derive()
+        before = datetime.now(UTC)
+        updated = publishing.publish(projector.con, snapshot)
+        assert not updated.full and publishing._wal(updated.slot).stat().st_size > 0
+        written = published_at(snapshot)
+        assert written is not None and written >= before - timedelta(seconds=1)
+        assert _every_table(snapshot) == every_table(projector.con)
+        code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+                "print(c.execute('SELECT count(*) FROM touchpoints').fetchone()[0])")
+        seen = subprocess.run([sys.executable, "-c", code, str(snapshot)], capture_output=True, text=True, check=True)
+        assert int(seen.stdout) == 31 + n
+    monkeypatch.setattr(publishing, "SLOT_WAL_LIMIT", 0)
+    append(store, touch("visit", "v9", customer={"customer_id": "P9"}))
+    projector.catch_up()
+    projector.derive()
+    checkpointed = publishing.publish(projector.con, snapshot)
+    assert not checkpointed.full and not publishing._wal(checkpointed.slot).exists()
+    assert _every_table(snapshot) == every_table(projector.con)
     projector.close()
