@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 __all__ = [
     "DataKey",
     "InMemoryKeyStore",
+    "KeyEntry",
     "KeyStore",
     "KeyWrap",
     "PostgresKeyStore",
@@ -63,6 +64,19 @@ class DataKey:
         object.__setattr__(self, "cipher", AESSIV(self.secret))
 
 
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """A subject's key as stored, still wrapped (``KeyStore.unwrap`` opens it)."""
+
+    key_id: str
+    subject: str
+    kind: str
+    wrapped: bytes = field(repr=False)
+    sealed: bytes = field(repr=False)
+    """The identifier sealed with its own key (AES-SIV, its kind as associated data): the
+    ciphertext a touch stores for it, so sealing a known identifier needs no unwrapping."""
+
+
 class KeyWrap:
     """Wraps data keys with the master key (AES-GCM, the key id as associated data)."""
 
@@ -94,24 +108,38 @@ class KeyStore(ABC):
         """The data key of each subject (by pseudonym), made and stored if new.
 
         Safe with concurrent writers: a key another process made first wins."""
+        return {p: self.unwrap(entry) for p, entry in self.entries_for(subjects).items()}
+
+    def entries_for(self, subjects: Iterable[Subject]) -> dict[str, KeyEntry]:
+        """``keys_for`` without unwrapping: each subject's stored entry, made if new.
+        Sealing an identifier needs no key (its entry holds it sealed already): the
+        ingest unwraps a key only to seal a touch's free text with it."""
         wanted = {s.pseudonym: s for s in subjects}
-        found = self._by_subject(list(wanted))
+        found = self._entries("subject", list(wanted))
         missing = [s for p, s in wanted.items() if p not in found]
         if missing:
             made, rows = {}, []
             entropy = os.urandom(_ENTROPY * len(missing))  # one read for the batch's ids, keys and nonces
             for at, subject in zip(range(0, len(entropy), _ENTROPY), missing):
-                key = DataKey(entropy[at:at + 8].hex(), subject.pseudonym, subject.kind, entropy[at + 8:at + 72])
-                sealed = key.cipher.encrypt(subject.value.encode(), [subject.kind.encode()])
-                wrapped = self._wrap.wrap(key.key_id, key.secret, entropy[at + 72:at + _ENTROPY])
-                rows.append((subject.pseudonym, subject.kind, key.key_id, wrapped, sealed))
-                made[subject.pseudonym] = key
+                key_id, secret = entropy[at:at + 8].hex(), entropy[at + 8:at + 72]
+                sealed = AESSIV(secret).encrypt(subject.value.encode(), [subject.kind.encode()])
+                wrapped = self._wrap.wrap(key_id, secret, entropy[at + 72:at + _ENTROPY])
+                rows.append((subject.pseudonym, subject.kind, key_id, wrapped, sealed))
+                made[subject.pseudonym] = KeyEntry(key_id, subject.pseudonym, subject.kind, wrapped, sealed)
             inserted = self._insert(rows)
             found.update((p, made[p]) for p in inserted)
             lost = [p for p in made if p not in inserted]  # another writer made these first
             if lost:
-                found.update(self._by_subject(lost))
+                found.update(self._entries("subject", lost))
         return found
+
+    def unwrap(self, entry: KeyEntry) -> DataKey:
+        """The data key of a stored entry."""
+        return DataKey(entry.key_id, entry.subject, entry.kind, self._wrap.unwrap(entry.key_id, entry.wrapped))
+
+    def _entries(self, column: str, values: list[str]) -> dict[str, KeyEntry]:
+        return {row[0]: KeyEntry(row[2], row[0], row[1], bytes(row[3]), bytes(row[4]))
+                for row in self._select(column, values)}
 
     def keys(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """The existing keys among ``key_ids`` (a destroyed key is simply absent)."""
@@ -134,9 +162,6 @@ class KeyStore(ABC):
     def destroy(self, pseudonyms: Iterable[str]) -> list[str]:
         """Destroy the keys of these subjects; returns the destroyed key ids."""
         return self._delete(list(set(pseudonyms)))
-
-    def _by_subject(self, pseudonyms: list[str]) -> dict[str, DataKey]:
-        return {k.subject: k for k in self._unwrap(self._select("subject", pseudonyms))}
 
     def _unwrap(self, rows: Sequence[tuple]) -> list[DataKey]:
         return [DataKey(key_id, subject, kind, self._wrap.unwrap(key_id, bytes(wrapped)))

@@ -24,7 +24,8 @@ the non-personal facts that aggregates keep after a customer is forgotten.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -32,12 +33,18 @@ import orjson
 from cryptography.exceptions import InvalidTag
 
 from journey.domain.values import PERSONAL_PROPERTIES
-from journey.crypto.keys import DataKey, KeyStore, Subject
+from journey.crypto.keys import DataKey, KeyEntry, KeyStore, Subject
 from journey.crypto.policy import PropertyPolicy, default_policy
 
 __all__ = ["PREFIX", "Sealer", "key_id_of"]
 
 PREFIX = "enc1:"
+_CUSTOMER = b'"customer":'
+_PERSONAL = re.compile(b'"(?:' + "|".join((*PERSONAL_PROPERTIES, "custom", "referral", "referrer")).encode() + b')"')
+"""Any of these anywhere in a touch's JSON sends it down the field-by-field path (a
+conservative test: a false match only costs speed). They name the free-text
+properties, the types whose properties are sealed (custom) or name a patient
+(referral), and a referral's referring patient."""
 _CACHE = 50_000
 _FREE_TEXT = b"free-text"
 _CUSTOM = b"custom-property"
@@ -57,75 +64,122 @@ class Sealer:
         """Custom properties stored in the clear; every other custom property is sealed."""
         self.pseudonym = pseudonym
         """``(kind, value) -> keyed pseudonym`` (``Pseudonymiser.key``): names keys."""
-        self._keyed: dict[tuple[str, str], DataKey] = {}  # (kind, identifier) -> its key
+        self._entries: dict[tuple[str, str], KeyEntry] = {}  # (kind, identifier) -> its key, still wrapped
+        self._keyed: dict[tuple[str, str], DataKey] = {}  # the keys unwrapped (to seal free text)
         self._sealed: dict[tuple[str, str], str] = {}  # (kind, identifier) -> sealed (AES-SIV is deterministic)
         self._by_id: dict[str, DataKey | None] = {}
         self._generation = keys.generation()
         self._unseal_value = lru_cache(maxsize=200_000)(self._open)
 
-    def seal_all(self, touches: Iterable[bytes]) -> list[bytes]:
+    def seal_all(self, touches: Iterable[bytes],
+                 identifiers: Sequence[tuple[tuple[str, str], ...] | None] | None = None) -> list[bytes]:
         """Canonical touch JSON in, stored touch JSON (personal fields sealed) out.
 
-        The ingest hot path: each identifier's key is looked up (or made) once per
-        batch, and an identifier seen before is sealed from the cache (deterministic)."""
-        parsed = [orjson.loads(t) for t in touches]
+        ``identifiers``: per touch, its customer's ``(kind, value)`` pairs in the
+        canonical order (``Customer.identifiers()``), when the validator has them. A touch
+        whose only personal fields are those (no free text, not custom, not a referral)
+        then has its ``customer`` object replaced in the canonical bytes, without
+        parsing and serialising the whole touch again; any other touch, or one whose
+        ``customer`` object is not found as expected, is parsed and sealed field by field.
+
+        Each identifier's key entry is looked up (or made) once per batch; an identifier
+        is sealed from its entry (which holds it sealed) and a key is unwrapped only to
+        seal free text."""
+        touches = list(touches)
         self.refresh()
-        if len(self._keyed) > _CACHE:  # bounded memory: most identifiers are seen in a short span
+        if len(self._entries) > _CACHE:  # bounded memory: most identifiers are seen in a short span
+            self._entries.clear()
             self._keyed.clear()
             self._sealed.clear()
-        keyed = self._keyed
+        spliced: list[bytes | None] = [None] * len(touches)
+        if identifiers is not None:
+            for index, (touch, pairs) in enumerate(zip(touches, identifiers)):
+                if pairs and not _PERSONAL.search(touch):
+                    spliced[index] = touch
+        parsed = {i: orjson.loads(t) for i, t in enumerate(touches) if spliced[i] is None}
+        self._ensure_keys(parsed.values(), [p for p, t in zip(identifiers or (), spliced) if t is not None])
+        out = []
+        for index, touch in enumerate(touches):
+            if spliced[index] is not None:
+                sealed = self._splice(touch, identifiers[index])  # type: ignore[index]
+                if sealed is not None:
+                    out.append(sealed)
+                    continue
+                parsed[index] = orjson.loads(touch)
+                self._ensure_keys([parsed[index]], [])
+            out.append(orjson.dumps(self._seal(parsed[index])))
+        return out
+
+    def _ensure_keys(self, parsed: Iterable[dict[str, Any]], pairs: Iterable[tuple[tuple[str, str], ...]]) -> None:
+        """Look up (or make) the key entries of every identifier these touches need."""
+        entries = self._entries
         missing: dict[tuple[str, str], None] = {}
         for touch in parsed:
             customer = touch.get("customer")
             if customer:
                 for identifier in customer.items():
-                    if identifier not in keyed:
+                    if identifier not in entries:
                         missing[identifier] = None
                 referrer = _referring_patient(touch)
-                if referrer is not None and ("customer_id", referrer) not in keyed:
+                if referrer is not None and ("customer_id", referrer) not in entries:
                     missing[("customer_id", referrer)] = None
+        for touch_pairs in pairs:
+            for identifier in touch_pairs:
+                if identifier not in entries:
+                    missing[identifier] = None
         if missing:
             subjects = {self.pseudonym(kind, value): (kind, value) for kind, value in missing}
-            made = self.keys.keys_for(Subject(p, kind, value) for p, (kind, value) in subjects.items())
-            for pseudonym, key in made.items():
-                keyed[subjects[pseudonym]] = key
-        return [orjson.dumps(self._seal(touch)) for touch in parsed]
+            found = self.keys.entries_for(Subject(p, kind, value) for p, (kind, value) in subjects.items())
+            for pseudonym, entry in found.items():
+                entries[subjects[pseudonym]] = entry
+
+    def _splice(self, touch: bytes, pairs: tuple[tuple[str, str], ...]) -> bytes | None:
+        """``touch`` with its ``customer`` object sealed in place; None when the object
+        is not exactly where and as expected (the caller then seals field by field).
+        Only the top-level key can match: inside a JSON string a quote is escaped."""
+        plain = _CUSTOMER + orjson.dumps(dict(pairs))
+        start = touch.find(plain)
+        if start < 0:
+            return None
+        sealed = ",".join(f'"{kind}":"{self._seal_identifier(kind, value)}"' for kind, value in pairs)
+        return b"".join((touch[:start], _CUSTOMER, b"{", sealed.encode(), b"}", touch[start + len(plain):]))
 
     def _seal(self, touch: dict[str, Any]) -> dict[str, Any]:
         customer = touch.get("customer")
         if not customer:
             return touch
-        sealed_cache = self._sealed
-        sealed = {}
-        for identifier in customer.items():
-            text = sealed_cache.get(identifier)
-            if text is None:
-                text = sealed_cache[identifier] = _seal_text(self._keyed[identifier], identifier[1],
-                                                             identifier[0].encode())
-            sealed[identifier[0]] = text
-        primary = self._keyed[next(iter(customer.items()))]
-        touch["customer"] = sealed
+        touch["customer"] = {kind: self._seal_identifier(kind, value) for kind, value in customer.items()}
         properties = touch.get("properties")
         if properties:
             if touch.get("type") == "custom":
                 analytic = self.analytic
                 for name, value in properties.items():
                     if name not in analytic and value is not None:
+                        primary = self._primary(customer)
                         properties[name] = _seal_text(primary, orjson.dumps(value).decode(), _CUSTOM)
                 return touch
             for name in PERSONAL_PROPERTIES:
                 if isinstance(properties.get(name), str):
-                    properties[name] = _seal_text(primary, properties[name], _FREE_TEXT)
+                    properties[name] = _seal_text(self._primary(customer), properties[name], _FREE_TEXT)
             referrer = _referring_patient(touch)
             if referrer is not None:
                 properties["referrer"] = self._seal_identifier("customer_id", referrer)
         return touch
 
+    def _primary(self, customer: dict[str, str]) -> DataKey:
+        """The key free text is sealed with: the touch's first identifier's."""
+        identifier = next(iter(customer.items()))
+        key = self._keyed.get(identifier)
+        if key is None:
+            key = self._keyed[identifier] = self.keys.unwrap(self._entries[identifier])
+        return key
+
     def _seal_identifier(self, kind: str, value: str) -> str:
         identifier = (kind, value)
         text = self._sealed.get(identifier)
         if text is None:
-            text = self._sealed[identifier] = _seal_text(self._keyed[identifier], value, kind.encode())
+            entry = self._entries[identifier]
+            text = self._sealed[identifier] = f"{PREFIX}{entry.key_id}:{base64.b64encode(entry.sealed).decode()}"
         return text
 
     def unseal(self, touch: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +255,7 @@ class Sealer:
         """Forget cached keys when keys were destroyed since (another process may have)."""
         generation = self.keys.generation()
         if generation != self._generation:
+            self._entries.clear()
             self._keyed.clear()
             self._by_id.clear()
             self._sealed.clear()

@@ -98,15 +98,18 @@ def _ready() -> bool:
 def check_and_seal(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
     """In a worker: validate a batch, then seal its accepted touches with this
     worker's sealer, so the writing process only appends."""
-    accepted, rejected = check(raws, default_region, max_bytes)
+    identifiers: list[tuple[tuple[str, str], ...] | None] = []
+    accepted, rejected = check(raws, default_region, max_bytes, identifiers=identifiers)
     if _worker_sealer is not None and accepted:
-        sealed = _worker_sealer.seal_all([a[3] for a in accepted])
+        sealed = _worker_sealer.seal_all([a[3] for a in accepted], identifiers)
         accepted = [(*a[:4], s) for a, s in zip(accepted, sealed)]
     return accepted, rejected
 
 
-def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
-    """Validate a batch of raw records. A pure function, so it can run in a worker."""
+def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int, *,
+          identifiers: list[tuple[tuple[str, str], ...] | None] | None = None) -> Checked:
+    """Validate a batch of raw records. A pure function, so it can run in a worker.
+    ``identifiers`` (a list) gets each accepted touch's customer identifiers, for sealing."""
     accepted: list[tuple[int, str, str, bytes, bytes | None]] = []
     rejected: list[tuple[int, str, str, str | None]] = []
     for index, raw in enumerate(raws):
@@ -117,6 +120,9 @@ def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> 
             rejected.append((index, error.code, error.reason, event_id))
         else:
             accepted.append((index, touch.event_id, touch.type, touch.content_json(), None))  # type: ignore[attr-defined]
+            if identifiers is not None:
+                customer = touch.customer  # type: ignore[attr-defined]
+                identifiers.append(customer.identifiers() if customer is not None else None)
     return accepted, rejected
 
 
