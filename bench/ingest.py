@@ -158,12 +158,19 @@ def main() -> None:
     if args.before:
         kinds["journey-sqlite, before"] = lambda tmp: measure(
             __file__, f"journey@{args.before}", str(source), f"{tmp}/e.sqlite")
-    results = interleave(args.runs, kinds, work)
     if args.postgres:
-        reset_postgres(args.postgres)
-        results["journey-postgresql"] = [measure(__file__, "journey", str(source), args.postgres)]
-        reset_postgres(args.postgres)
-    report(results, "floor", "touches/s")
+        def postgres(_tmp: str) -> dict[str, float]:
+            reset_postgres(args.postgres)
+            try:
+                return measure(__file__, "journey", str(source), args.postgres)
+            finally:
+                reset_postgres(args.postgres)
+
+        kinds["journey-postgresql"] = postgres  # in every round, beside SQLite
+    results = interleave(args.runs, kinds, work)
+    rates = report(results, "floor", "touches/s")
+    if args.postgres:
+        print(f"PostgreSQL / SQLite (encrypted): {rates['journey-postgresql'] / rates['journey-sqlite']:.0%}")
 
 if __name__ == "__main__":
     main()
