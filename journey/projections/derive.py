@@ -73,9 +73,30 @@ def _naming(alias: str = "") -> str:
         for kind, column in _ID_COLUMNS) + ")"
 
 
+# The touches an incremental derive looks at again, identifiers only: stored after the
+# position, naming an affected identifier, or crediting an affected patient (a referral).
+# One scan of these few columns; identity resolution and the dirty rows read this small
+# table, never every touch with its owner resolved (the filter does not pass the joins).
+_NAMED_TOUCHES = f"""
+CREATE OR REPLACE TEMP TABLE named_touches AS
+SELECT position, patient_id, phone_key, email_key, anonymous_key, referrer_key FROM internal.touches t
+WHERE t.position > $since OR {_naming("t")}
+   OR t.referrer_key IN (SELECT id FROM affected_ids WHERE id_kind = 'customer_id')
+"""
+
+# The same rows as ``touch_source`` (a referral's credit as a row of the referring
+# patient's), with the columns owning a row needs.
+_NAMED_SOURCE = """
+CREATE OR REPLACE TEMP VIEW named_source AS
+SELECT position, false AS credit, patient_id, phone_key, email_key, anonymous_key FROM named_touches
+UNION ALL
+SELECT position, true, referrer_key, NULL, NULL, NULL FROM named_touches WHERE referrer_key IS NOT NULL
+"""
+
+
 _IDENTIFIERS = f"""
 CREATE OR REPLACE TEMP TABLE observed AS
-SELECT position, 'link' AS kind, patient_id, phone_key, email_key, anonymous_key FROM internal.touches WHERE $scope
+SELECT position, 'link' AS kind, patient_id, phone_key, email_key, anonymous_key FROM $touches WHERE $scope
 UNION ALL
 SELECT position, kind, patient_id, phone_key, email_key, anonymous_key FROM internal.identity_events WHERE $scope;
 CREATE OR REPLACE TEMP TABLE observed_ids AS
@@ -147,7 +168,7 @@ FROM internal.touches WHERE referrer_key IS NOT NULL
 _OWNED = """
 named AS (
     SELECT t.*, list_filter([mp.canonical, me.canonical, ma.canonical], lambda x: x IS NOT NULL) AS names
-    FROM touch_source t
+    FROM $source t
     LEFT JOIN internal.identity_map mp ON mp.id_kind = 'phone' AND mp.id = t.phone_key
     LEFT JOIN internal.identity_map me ON me.id_kind = 'email' AND me.id = t.email_key
     LEFT JOIN internal.identity_map ma ON ma.id_kind = 'anonymous_id' AND ma.id = t.anonymous_key
@@ -171,7 +192,7 @@ named AS (
 # affected identifier), and the customers they belonged to and belong to now.
 _DIRTY = f"""
 CREATE OR REPLACE TEMP TABLE hit AS
-WITH {_OWNED.replace("$rows", "t.position > $since OR " + _naming("t"))}
+WITH {_OWNED.replace("$source", "named_source").replace("$rows", "t.position > $since OR " + _naming("t"))}
 SELECT position, credit, customer_id FROM owned;
 CREATE OR REPLACE TEMP TABLE dirty AS
 SELECT customer_id FROM hit
@@ -188,7 +209,7 @@ DROP TABLE hit;
 """
 
 _TOUCHPOINTS = f"""
-WITH {_OWNED}, visits AS (
+WITH {_OWNED.replace("$source", "touch_source")}, visits AS (
     SELECT *,
         row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at
     FROM owned
@@ -331,8 +352,8 @@ KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
-              "new_ambiguities", "affected_ids", "dirty", "rows_again", "changed_touchpoints", "new_identifiers",
-              "identifier_owners")
+              "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
+              "new_identifiers", "identifier_owners")
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
                "(derive BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
@@ -371,6 +392,8 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("CREATE OR REPLACE TEMP TABLE affected_ids AS SELECT NULL::VARCHAR AS id_kind, NULL::VARCHAR AS id")
     else:
         con.execute(_AFFECTED.replace("$since", str(int(since))))
+        con.execute(_NAMED_TOUCHES.replace("$since", str(int(since))))
+        con.execute(_NAMED_SOURCE)
     _resolve_identities(con, full)
     stages = compile_stages(model, "visits")
     touchpoints = _TOUCHPOINTS.replace("$stage_case", stages.sql)
@@ -420,7 +443,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     write_analysis_tables(con, model, None if full else "dirty", touches)
-    con.execute("DROP VIEW IF EXISTS touch_source")
+    con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return count
@@ -432,7 +455,8 @@ def _resolve_identities(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     which gives each identifier its nearest patient or marks it ambiguous. Incremental:
     only the affected identifiers' components, whose rows replace theirs."""
     scope, semi = ("TRUE", "") if full else (_naming(), "SEMI JOIN affected_ids USING (id_kind, id)")
-    con.execute(_IDENTIFIERS.replace("$scope", scope).replace("$semi", semi))
+    con.execute(_IDENTIFIERS.replace("$touches", "internal.touches" if full else "named_touches")
+                .replace("$scope", scope).replace("$semi", semi))
     con.execute(_NODES)
     con.execute(_EDGES)
     con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT n, n AS label FROM nodes")
