@@ -41,7 +41,8 @@ from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, replace_customers
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "RUNNING", "derive", "derive_number", "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "derive", "derive_number",
+           "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -343,11 +344,20 @@ SELECT unnest(candidates), id_kind, id, true FROM $ambiguities
 ORDER BY ALL
 """
 
+TOUCHPOINT_LOG = ("internal.touchpoint_log", "internal.touchpoint_dirty")
+"""What each incremental derive wrote into ``touchpoints``: the dirty customers
+(``touchpoint_dirty``: derive, customer_id) and every row of theirs as derived then
+(``touchpoint_log``: derive and the row). A publish takes a customer's rows from the log
+at the last derive that made them dirty (none: they have no touches any more) instead of
+scanning every touch for theirs; it prunes what no slot needs, as ``derive_changes``.
+A full derive empties both (the publish then copies whole)."""
+
+
 PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "customer_identifiers",
         "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
-        "internal.identity_nodes")
+        "internal.identity_nodes", *TOUCHPOINT_LOG)
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
@@ -361,13 +371,24 @@ CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
 (``every``: a full derive): what a publish copies."""
 
 
+def _log_touchpoints(con: duckdb.DuckDBPyConnection, number: int, full: bool) -> None:
+    if full:
+        con.execute(f"CREATE OR REPLACE TABLE {TOUCHPOINT_LOG[0]} AS "
+                    "SELECT 0::BIGINT AS derive, * FROM touchpoints LIMIT 0")
+        con.execute(f"CREATE OR REPLACE TABLE {TOUCHPOINT_LOG[1]} (derive BIGINT NOT NULL, customer_id VARCHAR)")
+        return
+    con.execute(f"INSERT INTO {TOUCHPOINT_LOG[0]} BY NAME SELECT ?::BIGINT AS derive, * FROM changed_touchpoints",
+                [number])
+    con.execute(f"INSERT INTO {TOUCHPOINT_LOG[1]} SELECT ?, customer_id FROM dirty", [number])
+
+
 def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     """How many derives this working file has committed (the last one's number)."""
     row = con.execute("SELECT value FROM internal.meta WHERE key = 'derives'").fetchone()
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 4
+DERIVE_VERSION = 5
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
@@ -442,6 +463,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("INSERT INTO internal.derive_changes SELECT ?, customer_id, false FROM "
                     "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
+    _log_touchpoints(con, number, full)
     write_analysis_tables(con, model, None if full else "dirty", touches)
     con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source")
     for table in _TEMPORARY:
