@@ -41,8 +41,8 @@ from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, replace_customers
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "derive", "derive_number",
-           "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "KEPT", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT", "VARIANT_LOG",
+           "derive", "derive_number", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -316,9 +316,12 @@ SELECT s.activity, s.events, k.n AS customers, s.starts, s.ends
 FROM sums s JOIN internal.node_customers k USING (activity) ORDER BY events DESC, activity
 """
 
-_VARIANTS = """
+VARIANT = "array_to_string(activities, ' > ')"
+"""A journey variant's name, from its activities (``journey_variants.variant``)."""
+
+_VARIANTS = f"""
 CREATE OR REPLACE TABLE journey_variants AS
-SELECT array_to_string(activities, ' > ') AS variant, activities, len(activities) AS length,
+SELECT {VARIANT} AS variant, activities, len(activities) AS length,
     count(*) AS customers
 FROM internal.paths GROUP BY activities ORDER BY customers DESC, variant
 """
@@ -345,6 +348,13 @@ ORDER BY ALL
 """
 
 TOUCHPOINT_LOG = ("internal.touchpoint_log", "internal.touchpoint_dirty")
+VARIANT_LOG = "internal.variant_log"
+"""The journey variants each incremental derive changed the count of (derive, variant):
+the dirty customers' variants before and after. A publish replaces those rows of
+``journey_variants`` only (the other variants' counts did not change), so a slot's
+variants come in no particular order; pruned and emptied as the touchpoint log."""
+LOGS = (*TOUCHPOINT_LOG, VARIANT_LOG)
+"""The logs of what each derive changed (a ``derive`` column each), for the publish."""
 """What each incremental derive wrote into ``touchpoints``: the dirty customers
 (``touchpoint_dirty``: derive, customer_id) and every row of theirs as derived then
 (``touchpoint_log``: derive and the row). A publish takes a customer's rows from the log
@@ -357,7 +367,7 @@ PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "c
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "customer_identifiers",
         "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
-        "internal.identity_nodes", *TOUCHPOINT_LOG)
+        "internal.identity_nodes", *LOGS)
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
@@ -376,6 +386,7 @@ def _log_touchpoints(con: duckdb.DuckDBPyConnection, number: int, full: bool) ->
         con.execute(f"CREATE OR REPLACE TABLE {TOUCHPOINT_LOG[0]} AS "
                     "SELECT 0::BIGINT AS derive, * FROM touchpoints LIMIT 0")
         con.execute(f"CREATE OR REPLACE TABLE {TOUCHPOINT_LOG[1]} (derive BIGINT NOT NULL, customer_id VARCHAR)")
+        con.execute(f"CREATE OR REPLACE TABLE {VARIANT_LOG} (derive BIGINT NOT NULL, variant VARCHAR)")
         return
     con.execute(f"INSERT INTO {TOUCHPOINT_LOG[0]} BY NAME SELECT ?::BIGINT AS derive, * FROM changed_touchpoints",
                 [number])
@@ -388,7 +399,7 @@ def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 5
+DERIVE_VERSION = 6
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
@@ -431,13 +442,19 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL))")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM changed_touchpoints")
         touches = "changed_touchpoints"
+    number = derive_number(con) + 1
+    log_variants = (f"INSERT INTO {VARIANT_LOG} SELECT DISTINCT {number}, {VARIANT} "
+                    f"FROM internal.paths WHERE {_DIRTY_ONLY}")
     if not full:
         for running in RUNNING:
             running.forget(con, "dirty")
+        con.execute(log_variants)  # before
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
         replace_customers(con, table, select.replace("$touches", touches)
                           .replace("$dirty", "TRUE" if full else _DIRTY_ONLY), None if full else "dirty")
+    if not full:
+        con.execute(log_variants)  # after
     for running in RUNNING:
         running.update(con, None if full else "dirty")
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS):
@@ -454,7 +471,6 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("INSERT INTO customer_identifiers SELECT * FROM new_identifiers")
     derive_consent(con, None if full else "dirty", touches)
     con.execute(CHANGES_DDL)
-    number = derive_number(con) + 1
     con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('derives', ?)", [str(number)])
     if full:
         con.execute("INSERT INTO internal.derive_changes VALUES (?, NULL, true)", [number])

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.derive import CHANGES_DDL, TOUCHPOINT_LOG, derive_number
+from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, derive_number
 from journey.projections.schema import ANALYST_TABLES
 
 __all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
@@ -127,7 +127,7 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     kept = number if older is None else older
     con.execute("DELETE FROM internal.derive_changes WHERE derive <= ?", [kept])
     if _has_log(con):
-        for table in TOUCHPOINT_LOG:
+        for table in LOGS:
             con.execute(f"DELETE FROM {table} WHERE derive <= ?", [kept])
     return result
 
@@ -174,7 +174,7 @@ def _has_log(con: duckdb.DuckDBPyConnection) -> bool:
     version has written yet does not)."""
     names = {f"{schema}.{name}" for schema, name in con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
-    return set(TOUCHPOINT_LOG) <= names
+    return set(LOGS) <= names
 
 
 # The touchpoints rows of the customers made dirty since the slot's derive, from the touchpoint
@@ -212,12 +212,18 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
                     [changed])
         con.execute(_PUBLISHED_DIRTY, [generation])
         con.execute(_PUBLISHED_TOUCHES)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
+                    "WHERE derive > ?", [generation])
         con.begin()
         try:
             for table in ANALYST_TABLES:
                 if table == "touchpoints":
                     con.execute(f"DELETE FROM snapshot.touchpoints WHERE {_customers_in('published_dirty')}")
                     con.execute("INSERT INTO snapshot.touchpoints BY NAME SELECT * FROM published_touches")
+                elif table == "journey_variants":  # the variants whose count changed (VARIANT_LOG)
+                    changed_variants = "variant IN (SELECT variant FROM published_variants)"
+                    con.execute(f"DELETE FROM snapshot.{table} WHERE {changed_variants}")
+                    con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {changed_variants}")
                 elif table in PER_CUSTOMER:
                     scope = _customers_in("published_changes")
                     con.execute(f"DELETE FROM snapshot.{table} WHERE {scope}")
@@ -228,7 +234,8 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         except BaseException:
             con.rollback()
             raise
-        con.execute("DROP TABLE published_changes; DROP TABLE published_dirty; DROP TABLE published_touches")
+        con.execute("DROP TABLE published_changes; DROP TABLE published_dirty; DROP TABLE published_touches; "
+                    "DROP TABLE published_variants")
         if _wal(slot).exists() and _wal(slot).stat().st_size > SLOT_WAL_LIMIT:
             con.execute("CHECKPOINT snapshot")
     finally:

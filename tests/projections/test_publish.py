@@ -103,8 +103,9 @@ def test_a_publish_after_a_small_batch_copies_only_the_changed_customers(tmp_pat
 def test_each_slot_takes_the_touchpoints_of_the_derives_since_it_from_the_log(tmp_path: Path) -> None:
     """A slot updated after two derives takes each customer's touchpoints as the last of
     them wrote them (a patient dirty in both; a visitor with new rows in the first, merged
-    into the patient in the second: no rows left), and the log keeps only what the older
-    slot still needs."""
+    into the patient in the second: no rows left), and the journey variants those derives
+    logged (the visitor's variant gone, the patient's new ones); the logs keep only what
+    the older slot still needs."""
     from journey.projections.publish import publish
     from tests.projections.helpers import append, every_table
     from tests.touches import touch
@@ -132,8 +133,9 @@ def test_each_slot_takes_the_touchpoints_of_the_derives_since_it_from_the_log(tm
         assert not published.full
         assert _every_table(snapshot) == every_table(projector.con)
     assert rows_of(snapshot, visitor) == [(0,)]  # the visitor's rows left with the merge
-    logged = projector.con.execute("SELECT DISTINCT derive FROM internal.touchpoint_dirty ORDER BY 1").fetchall()
-    assert len(logged) == 1  # the newest derive only: the other slot holds the one before it
+    for log in ("internal.touchpoint_dirty", "internal.touchpoint_log", "internal.variant_log"):
+        logged = projector.con.execute(f"SELECT DISTINCT derive FROM {log}").fetchall()
+        assert len(logged) == 1, log  # the newest derive only: the other slot holds the one before it
     projector.close()
 
 
