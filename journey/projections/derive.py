@@ -12,8 +12,9 @@ position: only what the events after it can change is derived again.
    they belong to, are resolved again (components are closed: no link leaves one, so
    resolving them alone gives what resolving everything gives).
 2. The touches naming any of those identifiers, or stored after the position, may have
-   a new owner: their customers, before and after, are *dirty*, and every touch of a
-   dirty customer is derived again (``seq``, stages, steps).
+   a new owner (found in one scan of the identifier columns, ``named_touches``): their
+   customers, before and after, are *dirty*, and every touch of a dirty customer is
+   derived again (``seq``, stages, steps).
 3. The per-customer tables (``touchpoints``, ``customers``, ``customer_identifiers``,
    consent, steps, paths, stage entries, the points of failure's stage outcomes) replace
    the dirty customers' rows, read from one table of every touch of theirs

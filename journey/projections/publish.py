@@ -96,7 +96,9 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
 
     The slot is updated in one transaction with only what changed since it was last
     published (``internal.derive_changes``, by derive number): the changed customers'
-    rows of the large per-customer tables, the small aggregate tables whole. A copy of
+    rows of the large per-customer tables (``touchpoints`` from the derive's touchpoint
+    log), the journey variants whose count changed (its variant log), the other
+    aggregate tables whole. A copy of
     every table into a fresh file replaces it when that is not possible: when the slot is
     missing or new to this working file, after a full derive, or when a reader still
     holds it open (DuckDB lets no writer in then; the reader keeps its file). Readers
