@@ -12,8 +12,9 @@ position: only what the events after it can change is derived again.
    they belong to, are resolved again (components are closed: no link leaves one, so
    resolving them alone gives what resolving everything gives).
 2. The touches naming any of those identifiers, or stored after the position, may have
-   a new owner: their customers, before and after, are *dirty*, and every touch of a
-   dirty customer is derived again (``seq``, stages, steps).
+   a new owner (found in one scan of the identifier columns, ``named_touches``): their
+   customers, before and after, are *dirty*, and every touch of a dirty customer is
+   derived again (``seq``, stages, steps).
 3. The per-customer tables (``touchpoints``, ``customers``, ``customer_identifiers``,
    consent, steps, paths, stage entries, the points of failure's stage outcomes) replace
    the dirty customers' rows, read from one table of every touch of theirs
@@ -41,7 +42,8 @@ from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, replace_customers
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "KEPT", "PER_CUSTOMER", "RUNNING", "derive", "derive_number", "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "KEPT", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT", "VARIANT_LOG",
+           "derive", "derive_number", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -73,9 +75,30 @@ def _naming(alias: str = "") -> str:
         for kind, column in _ID_COLUMNS) + ")"
 
 
+# The touches an incremental derive looks at again, identifiers only: stored after the
+# position, naming an affected identifier, or crediting an affected patient (a referral).
+# One scan of these few columns; identity resolution and the dirty rows read this small
+# table, never every touch with its owner resolved (the filter does not pass the joins).
+_NAMED_TOUCHES = f"""
+CREATE OR REPLACE TEMP TABLE named_touches AS
+SELECT position, patient_id, phone_key, email_key, anonymous_key, referrer_key FROM internal.touches t
+WHERE t.position > $since OR {_naming("t")}
+   OR t.referrer_key IN (SELECT id FROM affected_ids WHERE id_kind = 'customer_id')
+"""
+
+# The same rows as ``touch_source`` (a referral's credit as a row of the referring
+# patient's), with the columns owning a row needs.
+_NAMED_SOURCE = """
+CREATE OR REPLACE TEMP VIEW named_source AS
+SELECT position, false AS credit, patient_id, phone_key, email_key, anonymous_key FROM named_touches
+UNION ALL
+SELECT position, true, referrer_key, NULL, NULL, NULL FROM named_touches WHERE referrer_key IS NOT NULL
+"""
+
+
 _IDENTIFIERS = f"""
 CREATE OR REPLACE TEMP TABLE observed AS
-SELECT position, 'link' AS kind, patient_id, phone_key, email_key, anonymous_key FROM internal.touches WHERE $scope
+SELECT position, 'link' AS kind, patient_id, phone_key, email_key, anonymous_key FROM $touches WHERE $scope
 UNION ALL
 SELECT position, kind, patient_id, phone_key, email_key, anonymous_key FROM internal.identity_events WHERE $scope;
 CREATE OR REPLACE TEMP TABLE observed_ids AS
@@ -147,7 +170,7 @@ FROM internal.touches WHERE referrer_key IS NOT NULL
 _OWNED = """
 named AS (
     SELECT t.*, list_filter([mp.canonical, me.canonical, ma.canonical], lambda x: x IS NOT NULL) AS names
-    FROM touch_source t
+    FROM $source t
     LEFT JOIN internal.identity_map mp ON mp.id_kind = 'phone' AND mp.id = t.phone_key
     LEFT JOIN internal.identity_map me ON me.id_kind = 'email' AND me.id = t.email_key
     LEFT JOIN internal.identity_map ma ON ma.id_kind = 'anonymous_id' AND ma.id = t.anonymous_key
@@ -171,7 +194,7 @@ named AS (
 # affected identifier), and the customers they belonged to and belong to now.
 _DIRTY = f"""
 CREATE OR REPLACE TEMP TABLE hit AS
-WITH {_OWNED.replace("$rows", "t.position > $since OR " + _naming("t"))}
+WITH {_OWNED.replace("$source", "named_source").replace("$rows", "t.position > $since OR " + _naming("t"))}
 SELECT position, credit, customer_id FROM owned;
 CREATE OR REPLACE TEMP TABLE dirty AS
 SELECT customer_id FROM hit
@@ -188,7 +211,7 @@ DROP TABLE hit;
 """
 
 _TOUCHPOINTS = f"""
-WITH {_OWNED}, visits AS (
+WITH {_OWNED.replace("$source", "touch_source")}, visits AS (
     SELECT *,
         row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at
     FROM owned
@@ -231,7 +254,19 @@ FROM staged WHERE before IS NULL OR before <> stage
 WINDOW e AS (PARTITION BY customer_id ORDER BY seq)
 """
 
-_CUSTOMERS = """
+# A profile field of the customer's latest profile. The JSON is read inside a CASE on the
+# type: an aggregate's FILTER drops the other rows only after its argument is computed, and
+# parsing every touch's properties was half of this table's cost.
+_PROFILE_FIELDS = ("sex", "city", "district", "income", "social_status", "family", "education", "problem")
+
+
+def _profile(field: str, cast: str | None = None) -> str:
+    value = f"CASE WHEN type = 'profile' THEN properties->>'{field}' END"
+    value = f"TRY_CAST({value} AS {cast})" if cast else value
+    return f"arg_max({value}, seq) FILTER (WHERE type = 'profile') AS {field}"
+
+
+_CUSTOMERS = f"""
 SELECT customer_id,
     bool_or(identified) AS identified,
     customer_id LIKE 'ambiguous:%' AS ambiguous,
@@ -245,15 +280,8 @@ SELECT customer_id,
     arg_min(doctor, seq) FILTER (WHERE type = 'visit') AS first_visit_doctor,
     coalesce(sum(amount) FILTER (WHERE type = 'payment'), 0) AS revenue,
     arg_max(currency, seq) FILTER (WHERE type = 'payment') AS currency,
-    arg_max(TRY_CAST(properties->>'birth_year' AS INTEGER), seq) FILTER (WHERE type = 'profile') AS birth_year,
-    arg_max(properties->>'sex', seq) FILTER (WHERE type = 'profile') AS sex,
-    arg_max(properties->>'city', seq) FILTER (WHERE type = 'profile') AS city,
-    arg_max(properties->>'district', seq) FILTER (WHERE type = 'profile') AS district,
-    arg_max(properties->>'income', seq) FILTER (WHERE type = 'profile') AS income,
-    arg_max(properties->>'social_status', seq) FILTER (WHERE type = 'profile') AS social_status,
-    arg_max(properties->>'family', seq) FILTER (WHERE type = 'profile') AS family,
-    arg_max(properties->>'education', seq) FILTER (WHERE type = 'profile') AS education,
-    arg_max(properties->>'problem', seq) FILTER (WHERE type = 'profile') AS problem
+    {_profile("birth_year", "INTEGER")},
+    {", ".join(_profile(field) for field in _PROFILE_FIELDS)}
 FROM $touches WHERE customer_id IS NOT NULL
 GROUP BY customer_id
 """
@@ -294,9 +322,12 @@ SELECT s.activity, s.events, k.n AS customers, s.starts, s.ends
 FROM sums s JOIN internal.node_customers k USING (activity) ORDER BY events DESC, activity
 """
 
-_VARIANTS = """
+VARIANT = "array_to_string(activities, ' > ')"
+"""A journey variant's name, from its activities (``journey_variants.variant``)."""
+
+_VARIANTS = f"""
 CREATE OR REPLACE TABLE journey_variants AS
-SELECT array_to_string(activities, ' > ') AS variant, activities, len(activities) AS length,
+SELECT {VARIANT} AS variant, activities, len(activities) AS length,
     count(*) AS customers
 FROM internal.paths GROUP BY activities ORDER BY customers DESC, variant
 """
@@ -322,22 +353,50 @@ SELECT unnest(candidates), id_kind, id, true FROM $ambiguities
 ORDER BY ALL
 """
 
+TOUCHPOINT_LOG = ("internal.touchpoint_log", "internal.touchpoint_dirty")
+VARIANT_LOG = "internal.variant_log"
+"""The journey variants each incremental derive changed the count of (derive, variant):
+the dirty customers' variants before and after. A publish replaces those rows of
+``journey_variants`` only (the other variants' counts did not change), so a slot's
+variants come in no particular order; pruned and emptied as the touchpoint log."""
+LOGS = (*TOUCHPOINT_LOG, VARIANT_LOG)
+"""The logs of what each derive changed (a ``derive`` column each), for the publish."""
+"""What each incremental derive wrote into ``touchpoints``: the dirty customers
+(``touchpoint_dirty``: derive, customer_id) and every row of theirs as derived then
+(``touchpoint_log``: derive and the row). A publish takes a customer's rows from the log
+at the last derive that made them dirty (none: they have no touches any more) instead of
+scanning every touch for theirs; it prunes what no slot needs, as ``derive_changes``.
+A full derive empties both (the publish then copies whole)."""
+
+
 PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "customer_identifiers",
         "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
-        "internal.identity_nodes")
+        "internal.identity_nodes", *LOGS)
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
-              "new_ambiguities", "affected_ids", "dirty", "rows_again", "changed_touchpoints", "new_identifiers",
-              "identifier_owners")
+              "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
+              "new_identifiers", "identifier_owners")
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
                "(derive BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
 """Which customers each derive (numbered in ``internal.meta`` ``derives``) changed
 (``every``: a full derive): what a publish copies."""
+
+
+def _log_touchpoints(con: duckdb.DuckDBPyConnection, number: int, full: bool) -> None:
+    if full:
+        con.execute(f"CREATE OR REPLACE TABLE {TOUCHPOINT_LOG[0]} AS "
+                    "SELECT 0::BIGINT AS derive, * FROM touchpoints LIMIT 0")
+        con.execute(f"CREATE OR REPLACE TABLE {TOUCHPOINT_LOG[1]} (derive BIGINT NOT NULL, customer_id VARCHAR)")
+        con.execute(f"CREATE OR REPLACE TABLE {VARIANT_LOG} (derive BIGINT NOT NULL, variant VARCHAR)")
+        return
+    con.execute(f"INSERT INTO {TOUCHPOINT_LOG[0]} BY NAME SELECT ?::BIGINT AS derive, * FROM changed_touchpoints",
+                [number])
+    con.execute(f"INSERT INTO {TOUCHPOINT_LOG[1]} SELECT ?, customer_id FROM dirty", [number])
 
 
 def derive_number(con: duckdb.DuckDBPyConnection) -> int:
@@ -346,7 +405,7 @@ def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 4
+DERIVE_VERSION = 6
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
@@ -371,6 +430,8 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("CREATE OR REPLACE TEMP TABLE affected_ids AS SELECT NULL::VARCHAR AS id_kind, NULL::VARCHAR AS id")
     else:
         con.execute(_AFFECTED.replace("$since", str(int(since))))
+        con.execute(_NAMED_TOUCHES.replace("$since", str(int(since))))
+        con.execute(_NAMED_SOURCE)
     _resolve_identities(con, full)
     stages = compile_stages(model, "visits")
     touchpoints = _TOUCHPOINTS.replace("$stage_case", stages.sql)
@@ -387,13 +448,19 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL))")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM changed_touchpoints")
         touches = "changed_touchpoints"
+    number = derive_number(con) + 1
+    log_variants = (f"INSERT INTO {VARIANT_LOG} SELECT DISTINCT {number}, {VARIANT} "
+                    f"FROM internal.paths WHERE {_DIRTY_ONLY}")
     if not full:
         for running in RUNNING:
             running.forget(con, "dirty")
+        con.execute(log_variants)  # before
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
         replace_customers(con, table, select.replace("$touches", touches)
                           .replace("$dirty", "TRUE" if full else _DIRTY_ONLY), None if full else "dirty")
+    if not full:
+        con.execute(log_variants)  # after
     for running in RUNNING:
         running.update(con, None if full else "dirty")
     for statement in (_EDGES_TABLE, _NODES_TABLE, _VARIANTS, _STAGE_TRANSITIONS):
@@ -410,7 +477,6 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("INSERT INTO customer_identifiers SELECT * FROM new_identifiers")
     derive_consent(con, None if full else "dirty", touches)
     con.execute(CHANGES_DDL)
-    number = derive_number(con) + 1
     con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('derives', ?)", [str(number)])
     if full:
         con.execute("INSERT INTO internal.derive_changes VALUES (?, NULL, true)", [number])
@@ -419,8 +485,9 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("INSERT INTO internal.derive_changes SELECT ?, customer_id, false FROM "
                     "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
+    _log_touchpoints(con, number, full)
     write_analysis_tables(con, model, None if full else "dirty", touches)
-    con.execute("DROP VIEW IF EXISTS touch_source")
+    con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return count
@@ -432,7 +499,8 @@ def _resolve_identities(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     which gives each identifier its nearest patient or marks it ambiguous. Incremental:
     only the affected identifiers' components, whose rows replace theirs."""
     scope, semi = ("TRUE", "") if full else (_naming(), "SEMI JOIN affected_ids USING (id_kind, id)")
-    con.execute(_IDENTIFIERS.replace("$scope", scope).replace("$semi", semi))
+    con.execute(_IDENTIFIERS.replace("$touches", "internal.touches" if full else "named_touches")
+                .replace("$scope", scope).replace("$semi", semi))
     con.execute(_NODES)
     con.execute(_EDGES)
     con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT n, n AS label FROM nodes")

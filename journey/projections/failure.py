@@ -183,14 +183,14 @@ END, '')"""
 
 _CORRELATIONS = """
 CREATE OR REPLACE TABLE stage_correlations AS
-WITH features AS (  -- distinct per customer and stage: the window's touch features and its owners
-    SELECT customer_id, stage_order, unnest(features) AS feature FROM stage_owners
+WITH features AS (  -- distinct per customer and stage (one row each): the window's touch features and owners
+    SELECT stage_order, failed, unnest(features) AS feature FROM stage_owners
 ), totals AS (
     SELECT stage_order, count(*) AS customers, count(*) FILTER (WHERE NOT failed) AS reached
     FROM stage_owners GROUP BY stage_order
-), cells AS (
-    SELECT f.stage_order, f.feature, count(*) AS customers_with, count(*) FILTER (WHERE NOT o.failed) AS reached_with
-    FROM features f JOIN stage_owners o USING (customer_id, stage_order) GROUP BY ALL
+), cells AS (  -- the outcome travels with each feature: no join back to the owners
+    SELECT stage_order, feature, count(*) AS customers_with, count(*) FILTER (WHERE NOT failed) AS reached_with
+    FROM features GROUP BY ALL
 ), ratios AS (
     SELECT c.*, t.customers - c.customers_with AS customers_without, t.reached - c.reached_with AS reached_without,
         least(c.reached_with, c.customers_with - c.reached_with, t.reached - c.reached_with,

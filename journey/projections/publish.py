@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.derive import CHANGES_DDL, derive_number
+from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, derive_number
 from journey.projections.schema import ANALYST_TABLES
 
 __all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
@@ -96,7 +96,9 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
 
     The slot is updated in one transaction with only what changed since it was last
     published (``internal.derive_changes``, by derive number): the changed customers'
-    rows of the large per-customer tables, the small aggregate tables whole. A copy of
+    rows of the large per-customer tables (``touchpoints`` from the derive's touchpoint
+    log), the journey variants whose count changed (its variant log), the other
+    aggregate tables whole. A copy of
     every table into a fresh file replaces it when that is not possible: when the slot is
     missing or new to this working file, after a full derive, or when a reader still
     holds it open (DuckDB lets no writer in then; the reader keeps its file). Readers
@@ -111,7 +113,7 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     number = derive_number(con)
     generation = _published(con, target)
     changed, every = _changes_since(con, generation)
-    result = None if (generation is None or every) else _update(con, target, changed)
+    result = None if (generation is None or every) else _update(con, target, changed, generation)
     if result is None:
         _copy(con, target)
         result = Published(target, True, 0)
@@ -124,7 +126,11 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     if older is None or _changes_since(con, older)[1]:
         _remove(other)  # stale: a full derive came since, or this file never wrote it
         older = None
-    con.execute("DELETE FROM internal.derive_changes WHERE derive <= ?", [number if older is None else older])
+    kept = number if older is None else older
+    con.execute("DELETE FROM internal.derive_changes WHERE derive <= ?", [kept])
+    if _has_log(con):
+        for table in LOGS:
+            con.execute(f"DELETE FROM {table} WHERE derive <= ?", [kept])
     return result
 
 
@@ -165,8 +171,40 @@ def _remove(slot: Path) -> None:
     _wal(slot).unlink(missing_ok=True)
 
 
-def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None]) -> Published | None:
-    """Apply the changes to ``slot`` in one transaction; None when a reader holds it."""
+def _has_log(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the working file keeps the touchpoint log (a file no derive of this
+    version has written yet does not)."""
+    names = {f"{schema}.{name}" for schema, name in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+    return set(LOGS) <= names
+
+
+# The touchpoints rows of the customers made dirty since the slot's derive, from the touchpoint
+# log: each customer's rows as the last derive that made them dirty wrote them (none when
+# they have no touches any more), so the publish never scans every touch for theirs.
+_PUBLISHED_DIRTY = f"""
+CREATE OR REPLACE TEMP TABLE published_dirty AS
+SELECT customer_id, max(derive) AS derive FROM {TOUCHPOINT_LOG[1]} WHERE derive > ? GROUP BY customer_id
+"""
+_PUBLISHED_TOUCHES = f"""
+CREATE OR REPLACE TEMP TABLE published_touches AS
+SELECT l.* EXCLUDE (derive) FROM {TOUCHPOINT_LOG[0]} l
+JOIN published_dirty d ON d.customer_id IS NOT DISTINCT FROM l.customer_id AND d.derive = l.derive
+"""
+
+
+def _customers_in(table: str) -> str:
+    """A row belongs to a customer listed in ``table`` (touches of nobody: NULL listed)."""
+    return (f"customer_id IN (SELECT customer_id FROM {table}) OR (customer_id IS NULL AND "
+            f"EXISTS (SELECT 1 FROM {table} WHERE customer_id IS NULL))")
+
+
+def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None],
+            generation: int) -> Published | None:
+    """Apply the changes to ``slot`` in one transaction; None when a reader holds it
+    (or the working file keeps no touchpoint log yet: a whole copy then)."""
+    if not _has_log(con):
+        return None
     try:
         con.execute(f"ATTACH {_quote(slot)} AS snapshot")
     except duckdb.Error:
@@ -174,12 +212,22 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE published_changes AS SELECT unnest($1::VARCHAR[]) AS customer_id",
                     [changed])
-        scope = ("customer_id IN (SELECT customer_id FROM published_changes) OR (customer_id IS NULL AND "
-                 "EXISTS (SELECT 1 FROM published_changes WHERE customer_id IS NULL))")
+        con.execute(_PUBLISHED_DIRTY, [generation])
+        con.execute(_PUBLISHED_TOUCHES)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
+                    "WHERE derive > ?", [generation])
         con.begin()
         try:
             for table in ANALYST_TABLES:
-                if table in PER_CUSTOMER:
+                if table == "touchpoints":
+                    con.execute(f"DELETE FROM snapshot.touchpoints WHERE {_customers_in('published_dirty')}")
+                    con.execute("INSERT INTO snapshot.touchpoints BY NAME SELECT * FROM published_touches")
+                elif table == "journey_variants":  # the variants whose count changed (VARIANT_LOG)
+                    changed_variants = "variant IN (SELECT variant FROM published_variants)"
+                    con.execute(f"DELETE FROM snapshot.{table} WHERE {changed_variants}")
+                    con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {changed_variants}")
+                elif table in PER_CUSTOMER:
+                    scope = _customers_in("published_changes")
                     con.execute(f"DELETE FROM snapshot.{table} WHERE {scope}")
                     con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {scope}")
                 else:
@@ -188,7 +236,8 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         except BaseException:
             con.rollback()
             raise
-        con.execute("DROP TABLE published_changes")
+        con.execute("DROP TABLE published_changes; DROP TABLE published_dirty; DROP TABLE published_touches; "
+                    "DROP TABLE published_variants")
         if _wal(slot).exists() and _wal(slot).stat().st_size > SLOT_WAL_LIMIT:
             con.execute("CHECKPOINT snapshot")
     finally:

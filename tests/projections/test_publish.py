@@ -100,6 +100,49 @@ def test_a_publish_after_a_small_batch_copies_only_the_changed_customers(tmp_pat
     projector.close()
 
 
+def test_each_slot_takes_the_touchpoints_of_the_derives_since_it_from_the_log(tmp_path: Path) -> None:
+    """A slot updated after two derives takes each customer's touchpoints as the last of
+    them wrote them (a patient dirty in both; a visitor with new rows in the first, merged
+    into the patient in the second: no rows left), and the journey variants those derives
+    logged (the visitor's variant gone, the patient's new ones); the logs keep only what
+    the older slot still needs."""
+    from journey.projections.publish import publish
+    from tests.projections.helpers import append, every_table
+    from tests.touches import touch
+
+    store, projector = _published(30, tmp_path)
+    append(store, touch("ad_click", "w1", customer={"anonymous_id": "web-9"}))
+    projector.catch_up()
+    projector.derive()
+    snapshot = tmp_path / "analytics.duckdb"
+    publish(projector.con, snapshot)
+    publish(projector.con, snapshot)  # both slots whole, the visitor a customer of their own
+    visitor = "SELECT count(*) FROM touchpoints WHERE customer_id LIKE 'anonymous_id:%'"
+    assert rows_of(snapshot, visitor) == [(1,)]
+    batches = [  # the second publish updates the slot the first did not: both derives at once
+        [touch("visit", "v1", customer={"customer_id": "P3"}), touch("form", "w2", customer={"anonymous_id": "web-9"})],
+        [touch("identity_link", "merge", customer={"customer_id": "P3", "anonymous_id": "web-9"}),
+         touch("booking", "b2", customer={"customer_id": "P3"})],
+        [touch("call", "c-late", occurred_at="2020-01-01T10:00:00+00:00", customer={"customer_id": "P4"})],
+    ]
+    for batch in batches:
+        append(store, *batch)
+        projector.catch_up()
+        projector.derive()
+        published = publish(projector.con, snapshot)
+        assert not published.full
+        assert _every_table(snapshot) == every_table(projector.con)
+    assert rows_of(snapshot, visitor) == [(0,)]  # the visitor's rows left with the merge
+    for log in ("internal.touchpoint_dirty", "internal.touchpoint_log", "internal.variant_log"):
+        logged = projector.con.execute(f"SELECT DISTINCT derive FROM {log}").fetchall()
+        assert len(logged) == 1, log  # the newest derive only: the other slot holds the one before it
+    projector.close()
+
+
+def rows_of(snapshot: Path, sql: str) -> list[tuple[object, ...]]:
+    return query(snapshot, sql)[1]
+
+
 def test_a_reader_on_the_slot_to_write_keeps_its_data_and_the_publish_copies_whole(tmp_path: Path) -> None:
     from journey.projections.publish import publish
     from tests.projections.helpers import append
