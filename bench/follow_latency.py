@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from _harness import work_dir
+
 SECRET = b"benchmark-secret-0123456789"
 
 
@@ -105,7 +107,7 @@ def main() -> None:
     if args.follower:
         follower(*args.follower)
         return
-    work = Path("bench/out")
+    work = work_dir()  # BENCH_DIR, as bench/late_touches.py
     projected = work / f"late-{args.touches}" / "projected"
     if not projected.exists():
         raise SystemExit(f"run `python bench/late_touches.py --touches {args.touches}` first (it builds {projected})")
