@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -143,7 +143,7 @@ class KeyStore(ABC):
 
     def keys(self, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """The existing keys among ``key_ids`` (a destroyed key is simply absent)."""
-        return {k.key_id: k for k in self._unwrap(self._select("key_id", list(set(key_ids))))}
+        return {e.key_id: self.unwrap(e) for e in self._entries("key_id", list(set(key_ids))).values()}
 
     def key_ids(self, pseudonyms: Iterable[str]) -> dict[str, str]:
         """Pseudonym -> key id, for the subjects that have a key (nothing is made)."""
@@ -155,17 +155,12 @@ class KeyStore(ABC):
 
     def contact(self, pseudonyms: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Pseudonym -> (kind, identifier) for the subjects whose key still exists."""
-        rows = self._select("subject", list(set(pseudonyms)))
-        return {key.subject: (key.kind, key.cipher.decrypt(bytes(row[4]), [key.kind.encode()]).decode())
-                for row, key in zip(rows, self._unwrap(rows))}
+        return {e.subject: (e.kind, self.unwrap(e).cipher.decrypt(e.sealed, [e.kind.encode()]).decode())
+                for e in self._entries("subject", list(set(pseudonyms))).values()}
 
     def destroy(self, pseudonyms: Iterable[str]) -> list[str]:
         """Destroy the keys of these subjects; returns the destroyed key ids."""
         return self._delete(list(set(pseudonyms)))
-
-    def _unwrap(self, rows: Sequence[tuple]) -> list[DataKey]:
-        return [DataKey(key_id, subject, kind, self._wrap.unwrap(key_id, bytes(wrapped)))
-                for subject, kind, key_id, wrapped, _sealed in rows]
 
     @abstractmethod
     def _select(self, column: str, values: list[str]) -> list[tuple]:

@@ -91,23 +91,19 @@ class Sealer:
             self._entries.clear()
             self._keyed.clear()
             self._sealed.clear()
-        spliced: list[bytes | None] = [None] * len(touches)
-        if identifiers is not None:
-            for index, (touch, pairs) in enumerate(zip(touches, identifiers)):
-                if pairs and not _PERSONAL.search(touch):
-                    spliced[index] = touch
-        parsed = {i: orjson.loads(t) for i, t in enumerate(touches) if spliced[i] is None}
-        self._ensure_keys(parsed.values(), [p for p, t in zip(identifiers or (), spliced) if t is not None])
+        in_place = set() if identifiers is None else {
+            i for i, (touch, pairs) in enumerate(zip(touches, identifiers)) if pairs and not _PERSONAL.search(touch)}
+        parsed = {i: orjson.loads(t) for i, t in enumerate(touches) if i not in in_place}
+        self._ensure_keys(parsed.values(), [identifiers[i] for i in in_place])  # type: ignore[index]
         out = []
         for index, touch in enumerate(touches):
-            if spliced[index] is not None:
-                sealed = self._splice(touch, identifiers[index])  # type: ignore[index]
-                if sealed is not None:
-                    out.append(sealed)
-                    continue
-                parsed[index] = orjson.loads(touch)
-                self._ensure_keys([parsed[index]], [])
-            out.append(orjson.dumps(self._seal(parsed[index])))
+            sealed = self._splice(touch, identifiers[index]) if index in in_place else None  # type: ignore[index]
+            if sealed is None:
+                if index not in parsed:  # its customer object was not as expected: field by field
+                    parsed[index] = orjson.loads(touch)
+                    self._ensure_keys([parsed[index]], [])
+                sealed = orjson.dumps(self._seal(parsed[index]))
+            out.append(sealed)
         return out
 
     def _ensure_keys(self, parsed: Iterable[dict[str, Any]], pairs: Iterable[tuple[tuple[str, str], ...]]) -> None:

@@ -2,7 +2,7 @@
 ``Sealer`` with its own key-store connection.
 
 Workers of one ingest share the key store; a key two workers make at once is made
-once (``KeyStore.keys_for``: ``INSERT ... ON CONFLICT DO NOTHING``, then the winner's
+once (``KeyStore.entries_for``: ``INSERT ... ON CONFLICT DO NOTHING``, then the winner's
 key is read back), so every worker seals an identifier with the same key.
 """
 

@@ -61,3 +61,14 @@ def test_a_destroyed_key_leaves_no_bytes_in_the_sqlite_file(tmp_path: Path, requ
     keys.destroy(["pseudonym-7"])
     data = (tmp_path / "keys.sqlite").read_bytes()
     assert wrapped not in data and b"pseudonym-7" not in data
+
+
+def test_an_entry_holds_the_identifier_sealed_with_its_own_key(keys: KeyStore) -> None:
+    """What the ingest seals identifiers from without unwrapping (``entries_for``): the same
+    key as ``keys_for``, and a ciphertext that key opens."""
+    entry = keys.entries_for([subject(8)])["pseudonym-8"]
+    key = keys.keys_for([subject(8)])["pseudonym-8"]
+    assert (entry.key_id, entry.subject, entry.kind) == (key.key_id, "pseudonym-8", "phone")
+    assert b"+79160000008" not in entry.sealed
+    assert key.cipher.decrypt(entry.sealed, [b"phone"]) == b"+79160000008"
+    assert keys.unwrap(entry).secret == key.secret
