@@ -354,6 +354,12 @@ ORDER BY ALL
 """
 
 TOUCHPOINT_LOG = ("internal.touchpoint_log", "internal.touchpoint_dirty")
+"""What each incremental derive wrote into ``touchpoints``: every row of the dirty
+customers as derived then (``touchpoint_log``: derive and the row) and the dirty customers
+(``touchpoint_dirty``: derive, customer_id). A publish takes a customer's rows from the log
+at the last derive that made them dirty (none: they have no touches any more) instead of
+scanning every touch for theirs; it prunes what no slot needs, as ``derive_changes``.
+A full derive empties both (the publish then copies whole)."""
 VARIANT_LOG = "internal.variant_log"
 """The journey variants each incremental derive changed the count of (derive, variant):
 the dirty customers' variants before and after. A publish replaces those rows of
@@ -361,12 +367,6 @@ the dirty customers' variants before and after. A publish replaces those rows of
 variants come in no particular order; pruned and emptied as the touchpoint log."""
 LOGS = (*TOUCHPOINT_LOG, VARIANT_LOG)
 """The logs of what each derive changed (a ``derive`` column each), for the publish."""
-"""What each incremental derive wrote into ``touchpoints``: the dirty customers
-(``touchpoint_dirty``: derive, customer_id) and every row of theirs as derived then
-(``touchpoint_log``: derive and the row). A publish takes a customer's rows from the log
-at the last derive that made them dirty (none: they have no touches any more) instead of
-scanning every touch for theirs; it prunes what no slot needs, as ``derive_changes``.
-A full derive empties both (the publish then copies whole)."""
 
 
 PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
