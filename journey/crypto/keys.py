@@ -6,7 +6,9 @@ unreadable while the events themselves (append-only) stay. Each row holds:
 
 * ``subject``: the identifier's keyed pseudonym (the same HMAC the projections use,
   so an export can go from an analyst's pseudonym to contact data, and nothing else);
-* ``key_id``: a random name written next to every ciphertext made with the key;
+* ``key_id``: a name written next to every ciphertext made with the key: the time it
+  was made (milliseconds) and 48 random bits, so new keys are added at the end of the
+  key-id index instead of all over it (see ``new_key_ids``);
 * ``wrapped``: the data key, encrypted with the master key (AES-GCM), so a copy of
   the key store alone decrypts nothing;
 * ``sealed``: the identifier itself encrypted with its own data key (for exports).
@@ -16,9 +18,11 @@ Destroying a key deletes its row: the subject, the key and the sealed value go.
 
 from __future__ import annotations
 
+import base64
 import os
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ __all__ = [
     "SQLiteKeyStore",
     "Subject",
     "key_store_at",
+    "new_key_id",
 ]
 
 
@@ -94,8 +99,20 @@ class KeyWrap:
         return self._aead.decrypt(wrapped[:12], wrapped[12:], key_id.encode())
 
 
-_ENTROPY = 8 + 64 + 12
-"""Random bytes a new key takes: its id (8), the AES-SIV key (64) and the wrap's nonce (12)."""
+_ENTROPY = 6 + 64 + 12
+"""Random bytes a new key takes: its id's random part (6), the AES-SIV key (64) and the
+wrap's nonce (12)."""
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SORTABLE = bytes.maketrans(_BASE64, b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+"""base64url with its alphabet in ASCII order: the text sorts as the bytes do."""
+
+
+def new_key_id(millis: int, random: bytes) -> str:
+    """A key id: 6 bytes of the time it was made (milliseconds since 1970) and 6 random
+    bytes, as 16 characters that sort by time. Keys made together sit together in the
+    key-id index, so a batch of new keys touches a few of its pages, not one page per
+    key (measured: a third less CPU per new key, see docs/design.md "Ingest speed")."""
+    return base64.urlsafe_b64encode(millis.to_bytes(6, "big") + random).translate(_SORTABLE).decode()
 
 
 class KeyStore(ABC):
@@ -120,10 +137,11 @@ class KeyStore(ABC):
         if missing:
             made, rows = {}, []
             entropy = os.urandom(_ENTROPY * len(missing))  # one read for the batch's ids, keys and nonces
+            millis = time.time_ns() // 1_000_000
             for at, subject in zip(range(0, len(entropy), _ENTROPY), missing):
-                key_id, secret = entropy[at:at + 8].hex(), entropy[at + 8:at + 72]
+                key_id, secret = new_key_id(millis, entropy[at:at + 6]), entropy[at + 6:at + 70]
                 sealed = AESSIV(secret).encrypt(subject.value.encode(), [subject.kind.encode()])
-                wrapped = self._wrap.wrap(key_id, secret, entropy[at + 72:at + _ENTROPY])
+                wrapped = self._wrap.wrap(key_id, secret, entropy[at + 70:at + _ENTROPY])
                 rows.append((subject.pseudonym, subject.kind, key_id, wrapped, sealed))
                 made[subject.pseudonym] = KeyEntry(key_id, subject.pseudonym, subject.kind, wrapped, sealed)
             inserted = self._insert(rows)

@@ -67,6 +67,8 @@ class Sealer:
         self._entries: dict[tuple[str, str], KeyEntry] = {}  # (kind, identifier) -> its key, still wrapped
         self._keyed: dict[tuple[str, str], DataKey] = {}  # the keys unwrapped (to seal free text)
         self._sealed: dict[tuple[str, str], str] = {}  # (kind, identifier) -> sealed (AES-SIV is deterministic)
+        self._customers: dict[tuple[tuple[str, str], ...], tuple[bytes, bytes]] = {}
+        """A touch's identifiers -> its ``customer`` object's canonical bytes, plain and sealed."""
         self._by_id: dict[str, DataKey | None] = {}
         self._generation = keys.generation()
         self._unseal_value = lru_cache(maxsize=200_000)(self._open)
@@ -87,10 +89,12 @@ class Sealer:
         seal free text."""
         touches = list(touches)
         self.refresh()
-        if len(self._entries) > _CACHE:  # bounded memory: most identifiers are seen in a short span
+        # bounded memory: most identifiers are seen in a short span
+        if len(self._entries) > _CACHE or len(self._customers) > _CACHE:
             self._entries.clear()
             self._keyed.clear()
             self._sealed.clear()
+            self._customers.clear()
         in_place = set() if identifiers is None else {
             i for i, (touch, pairs) in enumerate(zip(touches, identifiers)) if pairs and not _PERSONAL.search(touch)}
         parsed = {i: orjson.loads(t) for i, t in enumerate(touches) if i not in in_place}
@@ -119,7 +123,10 @@ class Sealer:
                 referrer = _referring_patient(touch)
                 if referrer is not None and ("customer_id", referrer) not in entries:
                     missing[("customer_id", referrer)] = None
+        customers = self._customers
         for touch_pairs in pairs:
+            if touch_pairs in customers:  # sealed before: its entries are here (cleared together)
+                continue
             for identifier in touch_pairs:
                 if identifier not in entries:
                     missing[identifier] = None
@@ -133,12 +140,16 @@ class Sealer:
         """``touch`` with its ``customer`` object sealed in place; None when the object
         is not exactly where and as expected (the caller then seals field by field).
         Only the top-level key can match: inside a JSON string a quote is escaped."""
-        plain = _CUSTOMER + orjson.dumps(dict(pairs))
+        customer = self._customers.get(pairs)
+        if customer is None:  # a patient's touches share it: made once, then looked up
+            sealed = ",".join(f'"{kind}":"{self._seal_identifier(kind, value)}"' for kind, value in pairs)
+            customer = self._customers[pairs] = (_CUSTOMER + orjson.dumps(dict(pairs)),
+                                                 _CUSTOMER + b"{" + sealed.encode() + b"}")
+        plain, sealed_customer = customer
         start = touch.find(plain)
         if start < 0:
             return None
-        sealed = ",".join(f'"{kind}":"{self._seal_identifier(kind, value)}"' for kind, value in pairs)
-        return b"".join((touch[:start], _CUSTOMER, b"{", sealed.encode(), b"}", touch[start + len(plain):]))
+        return b"".join((touch[:start], sealed_customer, touch[start + len(plain):]))
 
     def _seal(self, touch: dict[str, Any]) -> dict[str, Any]:
         customer = touch.get("customer")
@@ -255,6 +266,7 @@ class Sealer:
             self._keyed.clear()
             self._by_id.clear()
             self._sealed.clear()
+            self._customers.clear()
             self._unseal_value.cache_clear()
             self._generation = generation
 

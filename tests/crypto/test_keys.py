@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from journey.crypto.keys import KeyStore, KeyWrap, Subject
+from journey.crypto.keys import KeyStore, KeyWrap, Subject, new_key_id
 from tests.conftest import make_keys
 from tests.stores import WRAP
 
@@ -72,3 +75,19 @@ def test_an_entry_holds_the_identifier_sealed_with_its_own_key(keys: KeyStore) -
     assert b"+79160000008" not in entry.sealed
     assert key.cipher.decrypt(entry.sealed, [b"phone"]) == b"+79160000008"
     assert keys.unwrap(entry).secret == key.secret
+
+
+@given(st.integers(0, 2**48 - 2), st.integers(1, 2**20), st.binary(min_size=6, max_size=6),
+       st.binary(min_size=6, max_size=6))
+def test_key_ids_sort_by_the_time_they_were_made(millis: int, later: int, first: bytes, second: bytes) -> None:
+    """New keys land at the end of the key-id index (a few pages per batch, not one a key)."""
+    earlier, after = new_key_id(millis, first), new_key_id(min(millis + later, 2**48 - 1), second)
+    assert earlier < after
+    assert len(earlier) == 16 and earlier.isascii() and ":" not in earlier  # fits ``enc1:<key_id>:...``
+
+
+def test_keys_made_later_have_later_ids(keys: KeyStore) -> None:
+    first = keys.entries_for([subject(9)])["pseudonym-9"]
+    time.sleep(0.002)
+    second = keys.entries_for([subject(10)])["pseudonym-10"]
+    assert first.key_id < second.key_id
