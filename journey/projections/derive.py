@@ -40,6 +40,7 @@ from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, replace_customers
+from journey.projections.metrics import PARTS as METRIC_PARTS
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
 __all__ = ["CHANGES_DDL", "KEPT", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT", "VARIANT_LOG",
@@ -369,7 +370,8 @@ LOGS = (*TOUCHPOINT_LOG, VARIANT_LOG)
 """The logs of what each derive changed (a ``derive`` column each), for the publish."""
 
 
-PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES)
+PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "customers", *FAILURE_TABLES,
+                METRIC_PARTS)
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "customer_identifiers",
         "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
@@ -405,7 +407,7 @@ def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 6
+DERIVE_VERSION = 7
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
