@@ -71,10 +71,8 @@ FROM m JOIN stage_order o USING (stage_order)
 """
 
 # What depends on the end of the data (the latest touch): who failed, who is still deciding.
-# A temporary table, computed once: six statements read it (as a view, each joined and
-# evaluated every stage outcome again).
 _STEPS = """
-CREATE OR REPLACE TEMP TABLE stage_steps AS
+CREATE OR REPLACE TEMP VIEW stage_steps AS
 SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
     s.next_at, s.seconds_to_next, $dimensions, s.reason, s.features,
     (epoch_us(a.as_of) - epoch_us(s.entered_at)) / 1e6 AS seconds_observed,
@@ -252,7 +250,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     con.execute(_REASONS)
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
     _write_tests(con, _failure_points(con), stage_change_rows(con))
-    con.execute("DROP VIEW stage_owners; DROP TABLE stage_steps")
+    con.execute("DROP VIEW stage_owners; DROP VIEW stage_steps")
     for table in ("stage_order", "data_end", "new_outcomes", "window_touches"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
