@@ -167,6 +167,14 @@ SELECT position, 'referred:' || event_id AS event_id, 'referred_friend' AS type,
 FROM internal.touches WHERE referrer_key IS NOT NULL
 """
 
+# ``touch_source`` restricted to the positions derived again by a semi join on the plain
+# column, before the union and the row key (a semi join on the key computed over the
+# union read every column of every touch into the join: 0.18 s against 0.14 s at 1M).
+_AGAIN_SOURCE = _SOURCE.replace("touch_source", "again_source").replace(
+    "FROM internal.touches", "FROM internal.touches SEMI JOIN again_positions USING (position)").replace(
+    "CREATE OR REPLACE TEMP VIEW", "CREATE OR REPLACE TEMP TABLE again_positions AS "
+    "SELECT DISTINCT row_key // 2 AS position FROM rows_again;\nCREATE OR REPLACE TEMP VIEW")
+
 # Whose touch it is: the patient named, else the one customer its identifiers resolve to.
 _OWNED = """
 named AS (
@@ -402,7 +410,7 @@ KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "
 
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
               "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
-              "new_identifiers", "identifier_owners")
+              "new_identifiers", "identifier_owners", "again_positions")
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
                "(derive BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
@@ -465,8 +473,9 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     else:  # every touch of the dirty customers, derived again: what the per-customer tables read
         con.execute(_DIRTY.replace("$since", str(int(since))))
         rows = "t.position * 2 + t.credit::INTEGER IN (SELECT row_key FROM rows_again)"
-        con.execute("CREATE OR REPLACE TEMP TABLE changed_touchpoints AS " + touchpoints.replace("$rows", rows),
-                    stages.parameters)
+        con.execute(_AGAIN_SOURCE)
+        con.execute("CREATE OR REPLACE TEMP TABLE changed_touchpoints AS " + touchpoints.replace("$rows", rows)
+                    .replace("touch_source", "again_source"), stages.parameters)
         con.execute("DELETE FROM touchpoints WHERE customer_id IN (SELECT customer_id FROM dirty) "
                     "OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL))")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM changed_touchpoints")
@@ -513,7 +522,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     _log_touchpoints(con, number, full)
     write_analysis_tables(con, model, None if full else "dirty", touches)
-    con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source")
+    con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source; DROP VIEW IF EXISTS again_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return count
