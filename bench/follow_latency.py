@@ -8,7 +8,11 @@ rate (batches every 0.1 s) for ``--seconds``. A reader watches the published sna
 ``journey.projections.freshness`` when it changed) and records when each batch became
 visible. Latency = visible - committed, per batch; medians and p95 printed.
 
-Run:  python bench/follow_latency.py [--touches 1000000] [--rate 500] [--seconds 60]
+Run:  python bench/follow_latency.py [--touches 1000000] [--rate 500] [--seconds 60] [--projected DIR]
+
+``--projected DIR``: the projection to follow (default BENCH_DIR/late-N/projected). To measure
+an earlier commit, run this script with that worktree's Python (its follower imports its code)
+on a projection that code built (a file of another derive version would derive in full first).
 """
 
 from __future__ import annotations
@@ -103,12 +107,13 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--follower", nargs=3)
+    parser.add_argument("--projected", help="the projected directory to copy (working file and snapshot slots)")
     args = parser.parse_args()
     if args.follower:
         follower(*args.follower)
         return
     work = work_dir()  # BENCH_DIR, as bench/late_touches.py
-    projected = work / f"late-{args.touches}" / "projected"
+    projected = Path(args.projected) if args.projected else work / f"late-{args.touches}" / "projected"
     if not projected.exists():
         raise SystemExit(f"run `python bench/late_touches.py --touches {args.touches}` first (it builds {projected})")
     run = work / f"follow-{args.touches}"

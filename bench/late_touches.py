@@ -11,7 +11,11 @@ One round, in its own processes:
 - **check**: every analyst table of the snapshot published incrementally equals a
   rebuild's from empty.
 
-Run:  python bench/late_touches.py [--touches 1000000] [--runs 3]
+Run:  python bench/late_touches.py [--touches 1000000] [--runs 3] [--before DIR]
+
+``--before DIR`` measures a worktree of an earlier commit beside, in every round: its own
+projection of the same store (built once with its code), its full projection and its
+incremental late touches (the rebuild peer and the check for the current code only).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from _harness import arguments, emit, measure, work_dir
+from _harness import arguments, emit, measure, prefer_code, work_dir
 
 SECRET = b"benchmark-secret-0123456789"
 LATE = 1_000
@@ -97,13 +101,14 @@ def visible(store_path: str, target: str, *, force: bool = False, publishes: int
     loaded = time.perf_counter()
     projector.derive(force=force)
     derived = time.perf_counter()
+    incremental = projector.last_derive is not None and projector.last_derive.since is not None
     publish(projector.con, Path(target).with_name("snapshot.duckdb"))
     done = time.perf_counter()
     for _ in range(publishes - 1):
         publish(projector.con, Path(target).with_name("snapshot.duckdb"))
     projector.close()
     return {"events": read, "seconds": done - start, "load_seconds": loaded - start,
-            "derive_seconds": derived - loaded, "publish_seconds": done - derived}
+            "derive_seconds": derived - loaded, "publish_seconds": done - derived, "incremental": float(incremental)}
 
 
 def check(incremental: str, rebuilt: str) -> dict[str, float]:
@@ -133,6 +138,9 @@ def check(incremental: str, rebuilt: str) -> dict[str, float]:
 
 
 def child(kind: str, store_path: str, target: str) -> None:
+    if "@" in kind:  # kind@DIR: the code of the worktree DIR (--before)
+        kind, code = kind.split("@", 1)
+        prefer_code(code)
     if kind == "full":
         emit(visible(store_path, target), "events")
     elif kind == "projected":
@@ -148,6 +156,11 @@ def child(kind: str, store_path: str, target: str) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
+    before = None
+    if "--before" in sys.argv:  # a worktree of an earlier commit, measured beside
+        at = sys.argv.index("--before")
+        before = str(Path(sys.argv[at + 1]).resolve())
+        del sys.argv[at:at + 2]
     args = arguments(1_000_000, child)
     if args is None:
         return
@@ -159,44 +172,63 @@ def main() -> None:
     base = work / f"late-{args.touches}"
     base.mkdir(exist_ok=True)
     projected = base / "projected"  # the working file and both snapshot slots, as a follower leaves them
-    if not projected.exists():
-        projected.mkdir()
-        measure(__file__, "projected", str(store), str(projected / "working.duckdb"))
-    print(f"{args.touches:,} demo touches (SQLite store); {LATE:,} late touches per round; {args.runs} runs, medians")
-    full, late, again = [], [], []
+    codes = {"": projected}
+    if before:
+        codes[f"@{before}"] = base / "projected-before"
+    for code, directory in codes.items():  # built each run: a file of another derive version would derive in full
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir()
+        measure(__file__, "projected" + code, str(store), str(directory / "working.duckdb"))
+    print(f"{args.touches:,} demo touches (SQLite store); {LATE:,} late touches per round; {args.runs} runs, medians"
+          + (f"; before: {before}" if before else ""))
+    peers = {"full": ("full", ""), "late": ("late", ""), "again": ("late-rebuild", "")}
+    if before:
+        peers |= {"full, before": ("full", f"@{before}"), "late, before": ("late", f"@{before}")}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in peers}
     for round_ in range(args.runs):
-        os.sync()
-        full.append(measure(__file__, "full", str(store), str(base / f"full-{round_}.duckdb")))
-        for name, results, peer in (("inc", late, "late"), ("reb", again, "late-rebuild")):
-            shutil.copy(store, base / f"{name}.sqlite")
-            shutil.rmtree(base / name, ignore_errors=True)
-            shutil.copytree(projected, base / name, symlinks=True)
-            measure(__file__, "append", str(base / f"{name}.sqlite"), "-")
+        for name, (kind, code) in peers.items():
+            if kind == "full":
+                os.sync()
+                results[name].append(measure(__file__, kind + code, str(store), str(base / f"full-{round_}.duckdb")))
+                for path in base.glob("full-*"):
+                    path.unlink()
+                continue
+            copy = "reb" if kind == "late-rebuild" else "inc" + ("-before" if code else "")
+            shutil.copy(store, base / f"{copy}.sqlite")
+            shutil.rmtree(base / copy, ignore_errors=True)
+            shutil.copytree(codes[code], base / copy, symlinks=True)
+            measure(__file__, "append", str(base / f"{copy}.sqlite"), "-")
             os.sync()  # the copies' dirty pages would otherwise be flushed by the measured checkpoints' fsync
-            results.append(measure(__file__, peer, str(base / f"{name}.sqlite"), str(base / name / "working.duckdb")))
+            results[name].append(measure(__file__, kind + code, str(base / f"{copy}.sqlite"),
+                                         str(base / copy / "working.duckdb")))
+            if kind == "late" and not results[name][-1]["incremental"]:
+                raise SystemExit(f"{name}: the late touches were derived in full, not incrementally")
         if round_ == 0:
             measure(__file__, "full", str(base / "inc.sqlite"), str(base / "fresh.duckdb"))
             checked = measure(__file__, "check", str(base / "inc" / "snapshot.duckdb"), str(base / "fresh.duckdb"))
             print(f"check: every analyst table ({checked['tables']:.0f} tables, {checked['events']:,.0f} rows) "
                   "of the snapshot published incrementally equals a rebuild's from empty")
-        for path in base.glob("full-*"):
-            path.unlink()
         for path in base.glob(".snapshot.duckdb*"):
             path.unlink()
-    for label, runs in (("full projection from empty", full), ("1,000 late touches, incremental", late),
-                        ("1,000 late touches, full re-derive", again)):
+    labels = {"full": "full projection from empty", "late": "1,000 late touches, incremental",
+              "again": "1,000 late touches, full re-derive", "full, before": "before: full projection from empty",
+              "late, before": "before: 1,000 late touches, incr."}
+    for name, runs in results.items():
         parts = " + ".join(f"{p} {statistics.median(r[p + '_seconds'] for r in runs):.2f}"
                            for p in ("load", "derive", "publish"))
-        print(f"{label:36} median {statistics.median(r['seconds'] for r in runs):7.2f} s  ({parts}) "
+        print(f"{labels[name]:36} median {statistics.median(r['seconds'] for r in runs):7.2f} s  ({parts}) "
               f"peak {max(r['peak_mib'] for r in runs):,.0f} MiB  [{', '.join(format(r['seconds'], '.2f') for r in runs)}]")
-    ratio = statistics.median(r["seconds"] for r in late) / statistics.median(r["seconds"] for r in full)
-    print(f"late / full: {ratio:.1%} (target at most 5%)")
-    for name in ("inc", "reb"):  # the copies (two stores and two projections: ~30 GB at 10M touches)
+    for suffix in ("", ", before") if before else ("",):
+        ratio = (statistics.median(r["seconds"] for r in results["late" + suffix])
+                 / statistics.median(r["seconds"] for r in results["full" + suffix]))
+        print(f"late / full{suffix}: {ratio:.1%} (target at most 5%)")
+    for name in ("inc", "reb", "inc-before"):  # the copies (two stores and two projections: ~30 GB at 10M touches)
         shutil.rmtree(base / name, ignore_errors=True)
         for path in base.glob(f"{name}.sqlite*"):
             path.unlink()
     for path in base.glob("fresh.duckdb*"):
         path.unlink()
+    shutil.rmtree(base / "projected-before", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dir
                           touches: str = "touchpoints") -> None:
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
-    of failure are derived again for those customers only, from ``touches``."""
+    of failure and of the clinic metrics are derived again for those customers only, from
+    ``touches``."""
     write_failure_tables(con, model, dirty, touches)
-    write_clinic_metrics(con)
+    write_clinic_metrics(con, dirty, touches)

@@ -18,14 +18,17 @@ from hypothesis import strategies as st
 from journey.domain.identity import resolve_identities
 from journey.domain.values import Customer
 from journey.projections.derive import RUNNING
+from journey.projections.metrics import PARTS
 from journey.projections.projector import Projector
 from journey.store.event_store import EventStore
 from journey.store.recorder import InMemoryJourneyRecorder
 from tests.touches import touch
 from tests.projections.helpers import PSEUDONYMS, append, every_table, project, rows
+from tests.projections.test_metrics import metrics_match_the_query
 
 BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
-TYPED = ["call", "booking", "visit", "consent", "message", "referral", "ad_spend"]
+TYPED = ["call", "booking", "visit", "consent", "message", "referral", "ad_spend", "review", "treatment_plan",
+         "no_show", "payment"]
 ZONES = [timezone.utc, timezone(timedelta(hours=3))]
 
 identifiers = st.fixed_dictionaries({}, optional={
@@ -147,9 +150,10 @@ def test_incremental_equals_rebuild_equals_recomputation(
         expected = recompute(stored)
         assert view(incremental) == view(rebuilt) == expected
         assert every_table(incremental.con) == every_table(rebuilt.con)
-        for running in RUNNING:  # the running counts kept between derives, as a rebuild counts them
-            kept = f"SELECT * FROM {running.table} ORDER BY ALL"
-            assert rows(incremental.con, kept) == rows(rebuilt.con, kept), running.table
+        for table in (*(running.table for running in RUNNING), PARTS):  # kept between derives, as a rebuild has them
+            kept = f"SELECT * FROM {table} ORDER BY ALL"
+            assert rows(incremental.con, kept) == rows(rebuilt.con, kept), table
+        metrics_match_the_query(incremental.con)
         assert rows(incremental.con, "SELECT count(*) FROM internal.tracking")[0][0] == 1
         incremental.close()
         rebuilt.close()
