@@ -86,8 +86,9 @@ class KafkaIngestWorker:
         self.settings = settings
         self.validator = Ingestor(store, default_region=default_region, max_record_bytes=max_record_bytes,
                                   workers=workers, sealing=sealing)
+        consumer = None
         try:
-            self.consumer = Consumer({
+            consumer = Consumer({
                 **_client_config(settings.bootstrap),
                 "group.id": settings.group,
                 "enable.auto.commit": False,
@@ -96,10 +97,13 @@ class KafkaIngestWorker:
                 "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 500),
                 "queued.max.messages.kbytes": _PREFETCH_KIB,
             })
-            self.consumer.list_topics(timeout=_CONNECT_TIMEOUT)  # fail now, not in the poll loop
+            consumer.list_topics(timeout=_CONNECT_TIMEOUT)  # fail now, not in the poll loop
             self.dead_letters = Producer({**_client_config(settings.bootstrap), "acks": "all"})
         except KafkaException as error:
+            if consumer is not None:  # its background threads would linger until collected
+                consumer.close()
             raise _unreachable(settings.bootstrap, error.args[0] if error.args else error) from None
+        self.consumer = consumer
         self.consumer.subscribe([settings.topic], on_assign=self._resume, on_revoke=self._revoked)
 
     def _resume(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
