@@ -21,6 +21,8 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from _harness import emit, interleave, measure, prefer_code, report, work_dir
 
@@ -68,6 +70,22 @@ def fill_topic(bootstrap: str, topic: str, touches: int) -> float:
     return time.perf_counter() - start
 
 
+def _drain(consumer: Any, poll: Callable[[], int], start: float) -> dict[str, float]:
+    """Read until 3 s pass with nothing new after the group join (as the worker's
+    --until-idle 3); ``poll`` reads once and says how many messages it got. The time runs
+    from ``start`` (group join included) to the last message."""
+    count, last = 0, time.monotonic()
+    while not consumer.assignment() or time.monotonic() - last < 3:
+        got = poll()
+        if got:
+            count += got
+            last = time.monotonic()
+        elif not consumer.assignment():
+            last = time.monotonic()
+    consumer.close()
+    return {"touches": count, "seconds": last - start}
+
+
 def floor(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
     from kafka import KafkaConsumer
 
@@ -75,16 +93,8 @@ def floor(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"floor-{uuid.uuid4().hex}",
                              auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
                              heartbeat_interval_ms=2000, max_poll_records=5000)
-    count, last = 0, time.monotonic()
-    while not consumer.assignment() or time.monotonic() - last < 3:  # as the worker's --until-idle 3
-        polled = consumer.poll(timeout_ms=500, max_records=5000)
-        if polled:
-            count += sum(len(messages) for messages in polled.values())
-            last = time.monotonic()
-        elif not consumer.assignment():
-            last = time.monotonic()
-    consumer.close()
-    return {"touches": count, "seconds": last - start}  # from start (group join included) to the last message
+    return _drain(consumer, lambda: sum(len(messages) for messages in consumer.poll(
+        timeout_ms=500, max_records=5000).values()), start)
 
 
 def floor_librdkafka(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
@@ -96,16 +106,8 @@ def floor_librdkafka(bootstrap: str, topic: str, _target: str) -> dict[str, floa
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "session.timeout.ms": 6000, "heartbeat.interval.ms": 2000})
     consumer.subscribe([topic])
-    count, last = 0, time.monotonic()
-    while not consumer.assignment() or time.monotonic() - last < 3:  # as the worker's --until-idle 3
-        polled = consumer.consume(5000, 0.5)
-        if polled:
-            count += sum(1 for message in polled if message.error() is None)
-            last = time.monotonic()
-        elif not consumer.assignment():
-            last = time.monotonic()
-    consumer.close()
-    return {"touches": count, "seconds": last - start}
+    return _drain(consumer, lambda: sum(1 for message in consumer.consume(5000, 0.5) if message.error() is None),
+                  start)
 
 
 def worker(bootstrap: str, topic: str, target: str, sealed: bool = True) -> dict[str, float]:

@@ -8,7 +8,7 @@ unreadable while the events themselves (append-only) stay. Each row holds:
   so an export can go from an analyst's pseudonym to contact data, and nothing else);
 * ``key_id``: a name written next to every ciphertext made with the key: the time it
   was made (milliseconds) and 48 random bits, so new keys are added at the end of the
-  key-id index instead of all over it (see ``new_key_ids``);
+  key-id index instead of all over it (see ``new_key_id``);
 * ``wrapped``: the data key, encrypted with the master key (AES-GCM), so a copy of
   the key store alone decrypts nothing;
 * ``sealed``: the identifier itself encrypted with its own data key (for exports).
@@ -111,7 +111,7 @@ def new_key_id(millis: int, random: bytes) -> str:
     """A key id: 6 bytes of the time it was made (milliseconds since 1970) and 6 random
     bytes, as 16 characters that sort by time. Keys made together sit together in the
     key-id index, so a batch of new keys touches a few of its pages, not one page per
-    key (measured: a third less CPU per new key, see docs/design.md "Ingest speed")."""
+    key (measured: about 30% less CPU per new key, see docs/design.md "Ingest speed")."""
     return base64.urlsafe_b64encode(millis.to_bytes(6, "big") + random).translate(_SORTABLE).decode()
 
 
