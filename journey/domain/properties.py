@@ -15,6 +15,7 @@ from journey.domain.values import Day, Frozen, Money, Name, Text, Timestamp
 
 __all__ = [
     "PROPERTY_MODELS",
+    "check_custom_shape",
     "AdClickProperties",
     "AdSpendProperties",
     "BookingCancelledProperties",
@@ -235,7 +236,8 @@ def _check_shape(value: Any, depth: int = 0) -> None:
         raise ValueError("hold NaN or Infinity, which JSON does not allow")
 
 
-def _bounded_custom(value: Any) -> Any:
+def check_custom_shape(value: Any) -> Any:
+    """Before custom properties are parsed: bounded in depth and size, no NaN."""
     if isinstance(value, dict):
         try:
             _check_shape(value)
@@ -244,7 +246,7 @@ def _bounded_custom(value: Any) -> Any:
     return value
 
 
-CustomProperties = Annotated[dict[str, JsonValue], BeforeValidator(_bounded_custom)]
+CustomProperties = Annotated[dict[str, JsonValue], BeforeValidator(check_custom_shape)]
 """Free-form properties of a custom touch, bounded in depth and size."""
 
 

@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args
 
+import msgspec
+from msgspec import UNSET, Struct
 from pydantic import (
     Field,
     TypeAdapter,
@@ -18,13 +22,15 @@ from pydantic import (
     model_validator,
 )
 
+from journey.domain.compiled import Compiled, NotCompiled, Undecided, compile_model, present
 from journey.domain.properties import PROPERTY_MODELS, CustomProperties
-from journey.domain.values import Customer, Frozen, Name, Timestamp
+from journey.domain.values import Customer, Frozen, Name, Timestamp, bounded_amount, normalise_email, normalise_phone
 from journey.errors import InvalidTouchError
 from journey.limits import MAX_RECORD_BYTES
 
 __all__ = [
     "BUILTIN_TYPES",
+    "CheckedTouch",
     "IDENTITY_TYPES",
     "MAX_RECORD_BYTES",
     "TOUCH_TYPES",
@@ -34,6 +40,7 @@ __all__ = [
     "IdentityUnlink",
     "Touch",
     "TouchBase",
+    "check_touch",
     "explain",
     "parse_touch",
     "touch_adapter",
@@ -216,3 +223,84 @@ def parse_touch(
     except ValidationError as error:
         code, reason = explain(error)
         raise InvalidTouchError(reason, code) from None
+
+
+class CheckedTouch(NamedTuple):
+    """What ingest needs of a valid touch: no model object, its canonical bytes."""
+
+    event_id: str
+    type: str
+    content: bytes
+    """``TouchBase.content_json()``: what the producer said, canonical."""
+    identifiers: tuple[tuple[str, str], ...] | None
+    """``Customer.identifiers()``, or None for a touch of nobody (ad spend)."""
+
+
+class _Typed(Struct):
+    type: str
+
+
+_TYPE_OF = msgspec.json.Decoder(_Typed)
+
+
+def check_touch(raw: bytes | str, *, default_region: str | None = None,
+                max_bytes: int = MAX_RECORD_BYTES) -> CheckedTouch:
+    """``parse_touch`` for ingest, same verdicts and bytes, ~3x faster: the checks
+    compiled from the models (``journey.domain.compiled``) decide the records they
+    are sure of; pydantic decides the rest and explains what it rejects."""
+    if len(raw) <= max_bytes:
+        try:
+            compiled = _compiled_checks(default_region)[_TYPE_OF.decode(raw).type]
+            value = compiled.decode(raw)
+        except (msgspec.DecodeError, KeyError, Undecided):
+            pass
+        else:
+            customer = value.customer
+            return CheckedTouch(value.event_id, value.type, compiled.encode(value),
+                                present(customer) if customer is not UNSET else None)
+    touch = parse_touch(raw, default_region=default_region, max_bytes=max_bytes)
+    customer = touch.customer
+    return CheckedTouch(touch.event_id, touch.type, touch.content_json(),  # type: ignore[attr-defined]
+                        customer.identifiers() if customer is not None else None)
+
+
+def _engine_only(value: Any) -> Any:
+    raise ValueError("recorded_at is the engine's")  # a producer's: pydantic explains
+
+
+def _some_identifier(customer: Any) -> None:
+    if customer.customer_id is UNSET and customer.phone is UNSET and customer.email is UNSET \
+            and customer.anonymous_id is UNSET:
+        raise ValueError("no identifier")
+
+
+def _two_identifiers(touch: Any) -> None:
+    if len(present(touch.customer)) < 2:
+        raise ValueError("fewer than two identifiers")
+
+
+def _hooks(region: str | None) -> dict[str, Callable[..., Any]]:
+    """The compiled equivalents of the models' validators, by their qualified names."""
+    return {
+        "TouchBase._engine_only": _engine_only,
+        "Customer._e164": lambda phone: normalise_phone(phone, region),
+        "Customer._email": normalise_email,
+        "Customer._at_least_one": _some_identifier,
+        "Money._bounded": bounded_amount,
+        "IdentityLink._two_or_more": _two_identifiers,
+        "IdentityUnlink._two_or_more": _two_identifiers,
+    }
+
+
+@lru_cache(maxsize=16)
+def _compiled_checks(region: str | None) -> dict[str, Compiled]:
+    """Each touch type compiled (a type that does not compile is left out: its
+    touches go to pydantic)."""
+    checks = {}
+    for model in (*_BUILTIN_MODELS, CustomTouch, IdentityLink, IdentityUnlink):
+        (name,) = get_args(model.model_fields["type"].annotation)
+        try:
+            checks[name] = compile_model(model, _hooks(region))
+        except NotCompiled:
+            continue
+    return checks

@@ -32,6 +32,10 @@ __all__ = [
     "Name",
     "Text",
     "Timestamp",
+    "as_decimal",
+    "bounded_amount",
+    "iso_day",
+    "normalise_email",
     "normalise_phone",
 ]
 
@@ -60,7 +64,8 @@ Timestamp = Annotated[AwareDatetime, Strict()]
 rejected (strict: numbers are not timestamps). Validated in Rust, no Python hook."""
 
 
-def _iso_day(value: Any) -> Any:
+def iso_day(value: Any) -> Any:
+    """Before a ``Day`` is parsed: only a string (or a date) may become one."""
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
@@ -68,10 +73,11 @@ def _iso_day(value: Any) -> Any:
     return value
 
 
-Day = Annotated[date, BeforeValidator(_iso_day)]
+Day = Annotated[date, BeforeValidator(iso_day)]
 
 
-def _decimal(value: Any) -> Decimal:
+def as_decimal(value: Any) -> Decimal:
+    """A money amount from its wire form (a decimal string or an integer), or ValueError."""
     if isinstance(value, bool):
         raise ValueError("must be a decimal string such as \"1500.00\"")
     if isinstance(value, int):
@@ -102,7 +108,7 @@ class Money(Frozen):
 
     amount: Annotated[
         Decimal,
-        BeforeValidator(_decimal),
+        BeforeValidator(as_decimal),
         WithJsonSchema(
             {
                 "description": "a decimal string such as \"1500.00\", or an integer",
@@ -118,9 +124,17 @@ class Money(Frozen):
     @field_validator("amount")
     @classmethod
     def _bounded(cls, amount: Decimal) -> Decimal:
-        if abs(amount) >= Decimal(10) ** 15 or amount.as_tuple().exponent < -6:  # type: ignore[operator]
-            raise ValueError("is out of range (at most 15 integer and 6 decimal digits)")
-        return amount
+        return bounded_amount(amount)
+
+
+_AMOUNT_LIMIT = Decimal(10) ** 15
+
+
+def bounded_amount(amount: Decimal) -> Decimal:
+    """``amount`` if it has at most 15 integer and 6 decimal digits, else ValueError."""
+    if abs(amount) >= _AMOUNT_LIMIT or amount.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise ValueError("is out of range (at most 15 integer and 6 decimal digits)")
+    return amount
 
 
 @lru_cache(maxsize=200_000)
@@ -145,6 +159,14 @@ def normalise_phone(raw: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalise_email(raw: str) -> str:
+    """The stored form of an email address (trimmed, lower case), or ValueError."""
+    email = raw.strip().lower()
+    if not _EMAIL.match(email):
+        raise ValueError(f"{email[:60]!r} is not an email address")
+    return email
+
+
 class Customer(Frozen):
     """The identifiers a touch carries. At least one is required."""
 
@@ -166,12 +188,7 @@ class Customer(Frozen):
     @field_validator("email")
     @classmethod
     def _email(cls, email: str | None) -> str | None:
-        if email is None:
-            return None
-        email = email.strip().lower()
-        if not _EMAIL.match(email):
-            raise ValueError(f"{email[:60]!r} is not an email address")
-        return email
+        return None if email is None else normalise_email(email)
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Customer:

@@ -19,7 +19,7 @@ import orjson
 
 from journey.crypto.sealer import Sealer
 from journey.crypto.sealing import SealerSpec
-from journey.domain.touch import parse_touch
+from journey.domain.touch import check_touch
 from journey.errors import InvalidTouchError
 from journey.ingest.sources import RawRecord
 from journey.limits import MAX_RECORD_BYTES
@@ -114,15 +114,14 @@ def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int, *,
     rejected: list[tuple[int, str, str, str | None]] = []
     for index, raw in enumerate(raws):
         try:
-            touch = parse_touch(raw, default_region=default_region, max_bytes=max_bytes)
+            touch = check_touch(raw, default_region=default_region, max_bytes=max_bytes)
         except InvalidTouchError as error:
             event_id = None if error.code == "oversized" else _event_id_of(raw)
             rejected.append((index, error.code, error.reason, event_id))
         else:
-            accepted.append((index, touch.event_id, touch.type, touch.content_json(), None))  # type: ignore[attr-defined]
+            accepted.append((index, touch.event_id, touch.type, touch.content, None))
             if identifiers is not None:
-                customer = touch.customer  # type: ignore[attr-defined]
-                identifiers.append(customer.identifiers() if customer is not None else None)
+                identifiers.append(touch.identifiers)
     return accepted, rejected
 
 
