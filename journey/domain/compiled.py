@@ -51,23 +51,19 @@ class NotCompiled(Exception):
 
 
 class Compiled:
-    """A model compiled: ``check(raw)`` is the canonical JSON of a record, or Undecided."""
+    """A model compiled: ``decode(raw)`` checks a record, ``encode`` writes it canonical."""
 
-    def __init__(self, struct: type[Struct], post: Post | None) -> None:
+    def __init__(self, struct: type[Struct]) -> None:
         self.struct = struct
         self._decoder = msgspec.json.Decoder(struct)
         self._encoder = msgspec.json.Encoder()
-        self._post = post
 
     def decode(self, raw: bytes | str) -> Any:
         """The record as a checked ``struct``, or Undecided."""
         try:
-            value = self._decoder.decode(raw)
-            if self._post is not None:
-                self._post(value)
-        except (msgspec.DecodeError, ValueError):
+            return self._decoder.decode(raw)
+        except msgspec.DecodeError:  # a ValueError of a Python step included
             raise Undecided from None
-        return value
 
     def encode(self, value: Any) -> bytes:
         """A decoded record's canonical JSON."""
@@ -89,11 +85,14 @@ def compile_model(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]
     """``model`` compiled. ``hooks`` replace the model's validators, by their qualified
     name (``Customer._email``); a validator without one, or any constraint not
     understood, raises ``NotCompiled``."""
-    struct, post = _struct(model, hooks)
-    return Compiled(struct, post)
+    struct, _ = _struct(model, hooks)
+    return Compiled(struct)
 
 
-def _struct(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> tuple[type[Struct], Post | None]:
+def _struct(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> tuple[type[Struct], None]:
+    """``model`` as a msgspec ``Struct``, its Python steps in ``__post_init__`` (which
+    msgspec calls after decoding each struct, nested ones first; a ``ValueError`` there
+    is a validation error)."""
     config = model.model_config
     if config.get("extra") != "forbid" or config.get("allow_inf_nan", True) or config.get("strict"):
         raise NotCompiled(f"{model.__name__}: only extra='forbid', allow_inf_nan=False models compile")
@@ -110,45 +109,39 @@ def _struct(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> 
     if any(d.info.mode != "after" for d in decorators.model_validators.values()):
         raise NotCompiled(f"{model.__name__}: a model validator that is not 'after'")
     finishers = [_hook(d.func, hooks) for d in decorators.model_validators.values()]
-    fields, steps, inner = [], [], []
+    fields, steps = [], []
     for name, info in model.model_fields.items():
         spec, post = _field(name, info, after.pop(name, []), hooks)
         fields.append(spec)
         if post is not None:
-            (inner if post in _IN_PLACE else steps).append((name, post))
+            steps.append((name, post, info.is_required()))
     if after:
         raise NotCompiled(f"{model.__name__}: validators of unknown fields {sorted(after)}")
-    struct = msgspec.defstruct(model.__name__, fields, kw_only=True, forbid_unknown_fields=True)
-    post = _model_post(steps, inner, finishers)
-    if post is not None:
-        _IN_PLACE.add(post)
-    return struct, post
+    namespace = {"__post_init__": _post_init(steps, finishers)} if steps or finishers else None
+    return msgspec.defstruct(model.__name__, fields, kw_only=True, forbid_unknown_fields=True,
+                             namespace=namespace), None
 
 
-_IN_PLACE: set[Post] = set()
-"""The steps of nested models: they check and mend their struct in place."""
-
-
-def _model_post(steps: list[tuple[str, Post]], inner: list[tuple[str, Post]], finishers: list[Post]) -> Post | None:
-    """A model's Python steps: each field's (replacing its value), each nested model's
-    (in place), then the model validators' equivalents."""
-    if not steps and not inner and not finishers:
-        return None
-
-    def post(value: Any) -> Any:
-        for name, step in steps:
-            item = getattr(value, name)
-            if item is not UNSET:
-                setattr(value, name, step(item))
-        for name, step in inner:
-            item = getattr(value, name)
-            if item is not UNSET:
-                step(item)
-        for finish in finishers:
-            finish(value)
-        return value
-
-    return post
+def _post_init(steps: list[tuple[str, Post, bool]], finishers: list[Post]) -> Callable[[Any], None]:
+    """A struct's ``__post_init__``, written out straight (this runs for every touch):
+    each field's step replaces its value (an absent optional field is UNSET: no step),
+    then the model validators' equivalents see the whole struct."""
+    lines = ["def __post_init__(self):"]
+    scope: dict[str, Any] = {"UNSET": UNSET}
+    for index, (name, _step, required) in enumerate(steps):
+        if not name.isidentifier():
+            raise NotCompiled(f"a field named {name!r}")
+        scope[f"step{index}"] = _step
+        if required:
+            lines.append(f"    self.{name} = step{index}(self.{name})")
+        else:
+            lines += [f"    value = self.{name}", "    if value is not UNSET:",
+                      f"        self.{name} = step{index}(value)"]
+    for index, finish in enumerate(finishers):
+        scope[f"finish{index}"] = finish
+        lines.append(f"    finish{index}(self)")
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from field names checked above
+    return scope["__post_init__"]  # type: ignore[no-any-return]
 
 
 def _hook(func: Any, hooks: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
