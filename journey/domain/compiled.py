@@ -62,7 +62,9 @@ class Compiled:
         """The record as a checked ``struct``, or Undecided."""
         try:
             return self._decoder.decode(raw)
-        except msgspec.DecodeError:  # a ValueError of a Python step included
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            # a Python step's ValueError comes as a DecodeError; invalid UTF-8 as a
+            # UnicodeDecodeError; nesting beyond ~1,000 levels as a RecursionError
             raise Undecided from None
 
     def encode(self, value: Any) -> bytes:
@@ -85,11 +87,10 @@ def compile_model(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]
     """``model`` compiled. ``hooks`` replace the model's validators, by their qualified
     name (``Customer._email``); a validator without one, or any constraint not
     understood, raises ``NotCompiled``."""
-    struct, _ = _struct(model, hooks)
-    return Compiled(struct)
+    return Compiled(_struct(model, hooks))
 
 
-def _struct(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> tuple[type[Struct], None]:
+def _struct(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> type[Struct]:
     """``model`` as a msgspec ``Struct``, its Python steps in ``__post_init__`` (which
     msgspec calls after decoding each struct, nested ones first; a ``ValueError`` there
     is a validation error)."""
@@ -119,7 +120,7 @@ def _struct(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> 
         raise NotCompiled(f"{model.__name__}: validators of unknown fields {sorted(after)}")
     namespace = {"__post_init__": _post_init(steps, finishers)} if steps or finishers else None
     return msgspec.defstruct(model.__name__, fields, kw_only=True, forbid_unknown_fields=True,
-                             namespace=namespace), None
+                             namespace=namespace)
 
 
 def _post_init(steps: list[tuple[str, Post, bool]], finishers: list[Post]) -> Callable[[Any], None]:
@@ -238,7 +239,7 @@ def _type(annotation: Any, metadata: list[Any], hooks: Mapping[str, Callable[...
         return Annotated[dict[str, item], Meta(**constraints)], None  # type: ignore[valid-type]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         _only(constraints, set())
-        return _struct(annotation, hooks)
+        return _struct(annotation, hooks), None  # its steps run in its own __post_init__
     raise NotCompiled(f"no compiled check for {annotation!r}")
 
 

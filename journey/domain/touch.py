@@ -41,6 +41,7 @@ __all__ = [
     "Touch",
     "TouchBase",
     "check_touch",
+    "compiled_touch",
     "explain",
     "parse_touch",
     "touch_adapter",
@@ -245,23 +246,29 @@ _TYPE_OF = msgspec.json.Decoder(_Typed)
 
 def check_touch(raw: bytes | str, *, default_region: str | None = None,
                 max_bytes: int = MAX_RECORD_BYTES) -> CheckedTouch:
-    """``parse_touch`` for ingest, same verdicts and bytes, ~3x faster: the checks
+    """``parse_touch`` for ingest, same verdicts and bytes, ~2x faster: the checks
     compiled from the models (``journey.domain.compiled``) decide the records they
     are sure of; pydantic decides the rest and explains what it rejects."""
     if len(raw) <= max_bytes:
-        try:
-            compiled = _compiled_checks(default_region)[_TYPE_OF.decode(raw).type]
-            value = compiled.decode(raw)
-        except (msgspec.DecodeError, KeyError, Undecided):
-            pass
-        else:
-            customer = value.customer
-            return CheckedTouch(value.event_id, value.type, compiled.encode(value),
-                                present(customer) if customer is not UNSET else None)
+        checked = compiled_touch(raw, default_region)
+        if checked is not None:
+            return checked
     touch = parse_touch(raw, default_region=default_region, max_bytes=max_bytes)
     customer = touch.customer
     return CheckedTouch(touch.event_id, touch.type, touch.content_json(),  # type: ignore[attr-defined]
                         customer.identifiers() if customer is not None else None)
+
+
+def compiled_touch(raw: bytes | str, default_region: str | None = None) -> CheckedTouch | None:
+    """The compiled path alone: the checked touch, or None when pydantic must decide."""
+    try:
+        compiled = _compiled_checks(default_region)[_TYPE_OF.decode(raw).type]
+        value = compiled.decode(raw)
+    except (msgspec.DecodeError, KeyError, Undecided, ValueError, RecursionError):  # see Compiled.decode
+        return None
+    customer = value.customer
+    return CheckedTouch(value.event_id, value.type, compiled.encode(value),
+                        present(customer) if customer is not UNSET else None)
 
 
 def _engine_only(value: Any) -> Any:

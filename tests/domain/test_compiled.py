@@ -19,11 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journey.demo.generator import generate_clinic
-from msgspec import UNSET
-
-from journey.domain.compiled import Undecided, present
 from journey.domain.properties import PROPERTY_MODELS
-from journey.domain.touch import TOUCH_TYPES, CheckedTouch, _compiled_checks, check_touch, parse_touch
+from journey.domain.touch import TOUCH_TYPES, CheckedTouch, _compiled_checks, check_touch, compiled_touch, parse_touch
 from journey.domain.values import Customer
 from journey.errors import InvalidTouchError
 from journey.ingest.sources import EventLogColumns, read_event_log
@@ -34,14 +31,7 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 def compiled(raw: bytes, region: str | None = None) -> CheckedTouch | None:
     """The compiled path's verdict alone: the checked touch, or None (undecided)."""
-    try:
-        check = _compiled_checks(region)[orjson.loads(raw)["type"]]
-        value = check.decode(raw)
-    except (orjson.JSONDecodeError, KeyError, TypeError, Undecided):
-        return None
-    customer = value.customer
-    return CheckedTouch(value.event_id, value.type, check.encode(value),
-                        present(customer) if customer is not UNSET else None)
+    return compiled_touch(raw, region)
 
 
 def pydantic_verdict(raw: bytes, region: str | None = None) -> CheckedTouch | str:
@@ -126,6 +116,50 @@ def test_amounts_are_written_as_pydantic_writes_them(amount: Any) -> None:
     assert agrees(orjson.dumps(record))
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize(("type_", "path", "value"), [
+    ("payment", ("amount", "currency"), "RUB\n"),
+    ("payment", ("amount", "currency"), "rub"),
+    ("payment", ("amount", "amount"), "1e5"),
+    ("payment", ("amount", "amount"), "1000000000000000"),
+    ("payment", ("amount", "amount"), "0.0000001"),
+    ("payment", ("amount", "amount"), 1.5),
+    ("booking_cancelled", ("notice_hours",), 1e-7),
+    ("booking_cancelled", ("notice_hours",), 1e16),
+    ("booking_cancelled", ("notice_hours",), 2.5),
+    ("profile", ("discount_card",), {"number": "DC-1", "discount_percent": 1e-6}),
+    ("custom", ("big",), 1e16),
+    ("custom", ("small",), [1.5e-7]),
+    ("custom", ("plain",), [0.1, 1e15, -0.0]),
+    ("custom", ("wide",), 2**70),
+    ("custom", ("deep",), _nested(8)),
+    ("custom", ("deeper",), _nested(9)),
+    ("custom", ("long",), list(range(1001))),
+    ("custom", ("keys",), {str(i): i for i in range(201)}),
+    ("custom", ("null",), None),
+    ("review", ("text",), "x" * 10_001),
+    ("review", ("rating",), 6),
+    ("call", ("tags",), ["x"] * 101),
+    ("identity_link", (), {str(i): "v" for i in range(21)}),
+])
+def test_edge_values_are_decided_alike(type_: str, path: tuple[str, ...], value: Any) -> None:
+    record = touch(type_)
+    parent = record.setdefault("properties", {})
+    if not path:
+        record["properties"] = value
+    else:
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+    agrees(json.dumps(record).encode())
+
+
 @pytest.mark.parametrize("raw", [
     b'\xef\xbb\xbf{"event_id": "a"}',
     orjson.dumps(touch())[:-1] + b',"event_id":"e-2"}',
@@ -136,9 +170,21 @@ def test_amounts_are_written_as_pydantic_writes_them(amount: Any) -> None:
     orjson.dumps(touch("custom", properties={"n": "a"})).replace(b'"a"', b'"\x01"'),
     orjson.dumps(touch("custom", properties={"n": "a"})).replace(b'"a"', b'"\\ud800"'),
     b'\xff' + orjson.dumps(touch()),
+    orjson.dumps(touch(customer={"phone": "+79161234567"})).replace(b"+79161234567", b"\xff\xfe"),
+    orjson.dumps(touch("custom", properties={"n": "a"})).replace(b'"a"', b'"\xc3"'),
+    orjson.dumps(touch("custom", properties={"n": "a"})).replace(b'"n"', b'"\xed\xa0\x80"'),
+    orjson.dumps(touch("payment")).replace(b'"1500.00"', b"NaN"),
+    orjson.dumps(touch("payment")).replace(b'"1500.00"', b"Infinity"),
 ])
 def test_odd_raw_records_are_decided_alike(raw: bytes) -> None:
     agrees(raw)
+
+
+def test_deep_nesting_is_left_to_pydantic() -> None:
+    deep = orjson.dumps(touch("custom", properties={"x": 1})).replace(b'"x":1', b'"x":' + b"[" * 20_000 + b"]" * 20_000)
+    assert compiled(deep) is None
+    with pytest.raises(InvalidTouchError, match="recursion limit"):
+        check_touch(deep, max_bytes=len(deep))
 
 
 # --- generated: valid touches with one value replaced, added or removed -------------
