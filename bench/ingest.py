@@ -12,8 +12,8 @@ store, to price the encryption.
 
 Run:  python bench/ingest.py [--touches 1000000] [--runs 3] [--postgres URL] [--before DIR]
 
-``--before DIR`` measures the encrypted ingest of a worktree of an earlier commit beside
-(``git worktree add DIR <commit>``).
+``--before DIR`` measures the ingest of a worktree of an earlier commit beside, encrypted and
+not (``git worktree add DIR <commit>``).
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ class _PeakSampler(threading.Thread):
 
 
 def child(kind: str, source: str, target: str) -> None:
-    if kind.startswith("journey@"):
-        prefer_code(kind.split("@", 1)[1])
-        kind = "journey"
+    if "@" in kind:  # journey@DIR, plain@DIR: the code of an earlier commit's worktree
+        kind, code = kind.split("@", 1)
+        prefer_code(code)
     sampler = _PeakSampler()
     sampler.start()
     if kind == "floor":
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test?schema=bench_ingest")
     parser.add_argument("--child", nargs=3)
-    parser.add_argument("--before", help="a worktree of an earlier commit, measured beside (encrypted)")
+    parser.add_argument("--before", help="a worktree of an earlier commit, measured beside (encrypted and not)")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -158,6 +158,8 @@ def main() -> None:
     if args.before:
         kinds["journey-sqlite, before"] = lambda tmp: measure(
             __file__, f"journey@{args.before}", str(source), f"{tmp}/e.sqlite")
+        kinds["journey-sqlite-unencrypted, before"] = lambda tmp: measure(
+            __file__, f"plain@{args.before}", str(source), f"{tmp}/e.sqlite")
     if args.postgres:
         def postgres(_tmp: str) -> dict[str, float]:
             reset_postgres(args.postgres)

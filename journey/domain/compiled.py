@@ -78,9 +78,10 @@ def present(value: Struct) -> tuple[tuple[str, Any], ...]:
                   if item[1] is not UNSET])
 
 
-_TIMESTAMP = (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\Z")
-"""The one form of RFC 3339 compiled here; pydantic reads more (and decides those)."""
-_DAY = r"^\d{4}-\d{2}-\d{2}\Z"
+_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})\Z"
+"""The one form of RFC 3339 compiled here (ASCII digits: Python's ``\\d`` is any
+Unicode digit); pydantic reads more forms, and decides those."""
+_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"
 
 
 def compile_model(model: type[BaseModel], hooks: Mapping[str, Callable[..., Any]]) -> Compiled:

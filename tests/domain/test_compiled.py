@@ -104,6 +104,7 @@ def test_timestamps_in_the_written_form_are_decided_alike(stamp: str) -> None:
     "2024-03-01T09:30:00+0300", "2024-03-01T09:30:00.1234567Z", "2024-02-30T09:30:00Z", "2024-03-01T24:00:00Z",
     "2024-03-01T09:30:60Z", "2024-03-01T09:30:00+24:00", "2024-03-01T09:30:00+03:60", "2024-03-01T09:30:00.5+03:60",
     "0000-03-01T09:30:00Z", "2024-03-01", "20240301T093000Z", "2024-03-01T09:30:00+03:00:15",
+    "\u0662\u0660\u0662\u0664-03-01T09:30:00Z", "\uff12\uff10\uff12\uff14-03-01T09:30:00Z",
 ])
 def test_timestamps_in_other_forms_are_left_to_pydantic(stamp: str) -> None:
     assert not agrees(orjson.dumps(touch(occurred_at=stamp)))
@@ -147,6 +148,9 @@ def _nested(depth: int) -> Any:
     ("review", ("rating",), 6),
     ("call", ("tags",), ["x"] * 101),
     ("identity_link", (), {str(i): "v" for i in range(21)}),
+    ("ad_spend", ("day",), "\u0662\u0660\u0662\u0665-03-01"),
+    ("ad_spend", ("day",), "2025-02-29"),
+    ("ad_spend", ("day",), "2025-03-01T00:00:00"),
 ])
 def test_edge_values_are_decided_alike(type_: str, path: tuple[str, ...], value: Any) -> None:
     record = touch(type_)
