@@ -167,6 +167,10 @@ def test_edge_values_are_decided_alike(type_: str, path: tuple[str, ...], value:
 @pytest.mark.parametrize("raw", [
     b'\xef\xbb\xbf{"event_id": "a"}',
     orjson.dumps(touch())[:-1] + b',"event_id":"e-2"}',
+    orjson.dumps(touch("visit"))[:-1] + b',"type":"call"}',
+    orjson.dumps(touch("call"))[:-1] + b',"type":"visit"}',
+    orjson.dumps(touch("custom"))[:-1] + b',"type":"custom","activity":"again"}',
+    orjson.dumps(touch())[:-1] + b',"customer":{"customer_id":"P-2"}}',
     orjson.dumps(touch("custom"))[:-2] + b',"ticket":8}}',
     orjson.dumps(touch()) + b" x",
     orjson.dumps(touch())[:-1] + b',"properties":{"direction":"inbound","answered":true,"tags":[1]}}',
