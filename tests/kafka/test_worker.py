@@ -58,6 +58,23 @@ def test_produce_ingest_project_end_to_end(broker: str, topic: str, tmp_path: Pa
     assert sum(p + 1 for p in positions if p is not None) == 600  # every offset tracked
 
 
+def test_the_group_offsets_cover_what_was_stored_once_the_worker_closes(broker: str, topic: str,
+                                                                        tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    produce(broker, topic, 400)
+    store = EventStore(open_sqlite(str(tmp_path / "events.sqlite")))
+    assert worker(store, broker, topic).run(until_idle=2).accepted == 400
+    probe = Consumer({"bootstrap.servers": broker, "group.id": f"group-{topic}", "enable.auto.commit": False})
+    try:  # Kafka's own tools read these (commits go out without waiting; close waits for the last)
+        committed = probe.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+    finally:
+        probe.close()
+    stored = [store.recorder.max_tracking_id(tracking_name(topic, p)) for p in range(3)]
+    assert [tp.offset for tp in committed] == [s + 1 if s is not None else -1001 for s in stored]
+    assert sum(tp.offset for tp in committed if tp.offset >= 0) == 400
+
+
 def test_redelivering_the_whole_topic_twice_stores_nothing_twice(broker: str, topic: str, tmp_path: Path) -> None:
     produce(broker, topic, 300)
     produce(broker, topic, 300)  # the producer sends everything again
