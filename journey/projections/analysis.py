@@ -12,10 +12,12 @@ __all__ = ["write_analysis_tables"]
 
 
 def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                          touches: str = "touchpoints") -> None:
+                          touches: str = "touchpoints") -> bool:
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
     of failure and of the clinic metrics are derived again for those customers only, from
-    ``touches``."""
-    write_failure_tables(con, model, dirty, touches)
+    ``touches``. Returns whether the failure tables were written (else kept: nothing they
+    read changed)."""
+    written = write_failure_tables(con, model, dirty, touches)
     write_clinic_metrics(con, dirty, touches)
+    return written

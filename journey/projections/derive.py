@@ -38,13 +38,13 @@ import duckdb
 from journey.domain.identity import IdentityResolver
 from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
-from journey.projections.failure import PER_CUSTOMER as FAILURE_TABLES
+from journey.projections.failure import FAILURE_END, PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, replace_customers
 from journey.projections.metrics import PARTS as METRIC_PARTS
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "KEPT", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT", "VARIANT_LOG",
-           "derive", "derive_number", "model_fingerprint"]
+__all__ = ["CHANGES_DDL", "FAILURE_WRITTEN", "KEPT", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT",
+           "VARIANT_LOG", "derive", "derive_number", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
                ("anonymous_id", "anonymous_key"))
@@ -405,12 +405,17 @@ PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "c
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "journey_variants", "customer_identifiers",
         "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
-        "internal.identity_nodes", *LOGS)
+        "internal.identity_nodes", FAILURE_END, *LOGS)
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
               "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
               "new_identifiers", "identifier_owners", "again_positions")
+
+FAILURE_WRITTEN = "failure-tables-derive"
+"""``internal.meta`` key: the derive that last wrote the failure tables (``failure.TABLES``;
+an incremental derive that changes nothing they read keeps them), so a publish copies
+them only into a slot published before it."""
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
                "(derive BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
@@ -436,7 +441,7 @@ def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 7
+DERIVE_VERSION = 8
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 
@@ -521,7 +526,8 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     _log_touchpoints(con, number, full)
-    write_analysis_tables(con, model, None if full else "dirty", touches)
+    if write_analysis_tables(con, model, None if full else "dirty", touches):
+        con.execute("INSERT OR REPLACE INTO internal.meta VALUES (?, ?)", [FAILURE_WRITTEN, str(number)])
     con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source; DROP VIEW IF EXISTS again_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")

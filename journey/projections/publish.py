@@ -23,7 +23,8 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, derive_number
+from journey.projections.derive import CHANGES_DDL, FAILURE_WRITTEN, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, derive_number
+from journey.projections.failure import TABLES as FAILURE_TABLES
 from journey.projections.schema import ANALYST_TABLES
 
 __all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
@@ -216,9 +217,12 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         con.execute(_PUBLISHED_TOUCHES)
         con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
                     "WHERE derive > ?", [generation])
+        unchanged = _unchanged_since(con, generation)
         con.begin()
         try:
             for table in ANALYST_TABLES:
+                if table in unchanged:
+                    continue
                 if table == "touchpoints":
                     con.execute(f"DELETE FROM snapshot.touchpoints WHERE {_customers_in('published_dirty')}")
                     con.execute("INSERT INTO snapshot.touchpoints BY NAME SELECT * FROM published_touches")
@@ -243,6 +247,13 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
     finally:
         _detach_keeping_wal(con)
     return Published(slot, False, len(changed))
+
+
+def _unchanged_since(con: duckdb.DuckDBPyConnection, generation: int) -> set[str]:
+    """The aggregate tables no derive after ``generation`` wrote: the failure tables when
+    the last derive that wrote them (``FAILURE_WRITTEN``) is not later."""
+    row = con.execute("SELECT value FROM internal.meta WHERE key = ?", [FAILURE_WRITTEN]).fetchone()
+    return set(FAILURE_TABLES) if row is not None and int(row[0]) <= generation else set()
 
 
 def _wal(path: Path) -> Path:
