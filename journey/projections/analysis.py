@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from journey.projections.failure import write_failure_tables
+from journey.projections.failure import TABLES as FAILURE_TABLES, write_failure_tables
 from journey.projections.metrics import write_clinic_metrics
 from journey.projections.stage_model import StageModel
 
@@ -12,12 +12,10 @@ __all__ = ["write_analysis_tables"]
 
 
 def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                          touches: str = "touchpoints") -> bool:
+                          touches: str = "touchpoints") -> tuple[str, ...]:
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
     of failure and of the clinic metrics are derived again for those customers only, from
-    ``touches``. Returns whether the failure tables were written (else kept: nothing they
-    read changed)."""
-    written = write_failure_tables(con, model, dirty, touches)
-    write_clinic_metrics(con, dirty, touches)
-    return written
+    ``touches``. Returns the tables written (the others are kept: nothing they read changed)."""
+    failure = FAILURE_TABLES if write_failure_tables(con, model, dirty, touches) else ()
+    return (*failure, *(("clinic_metrics",) if write_clinic_metrics(con, dirty, touches) else ()))

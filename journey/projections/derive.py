@@ -40,10 +40,10 @@ from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.failure import FAILURE_END, PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, replace_customers
-from journey.projections.metrics import PARTS as METRIC_PARTS
+from journey.projections.metrics import PARTS as METRIC_PARTS, remember_people
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
-__all__ = ["CHANGES_DDL", "FAILURE_WRITTEN", "KEPT", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT",
+__all__ = ["CHANGES_DDL", "KEPT", "WRITTEN", "LOGS", "PER_CUSTOMER", "RUNNING", "TOUCHPOINT_LOG", "VARIANT",
            "VARIANT_LOG", "derive", "derive_number", "model_fingerprint"]
 
 _ID_COLUMNS = (("customer_id", "patient_id"), ("phone", "phone_key"), ("email", "email_key"),
@@ -425,10 +425,10 @@ _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "component
               "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
               "new_identifiers", "identifier_owners", "again_positions")
 
-FAILURE_WRITTEN = "failure-tables-derive"
-"""``internal.meta`` key: the derive that last wrote the failure tables (``failure.TABLES``;
-an incremental derive that changes nothing they read keeps them), so a publish copies
-them only into a slot published before it."""
+WRITTEN = "written:"
+"""``internal.meta`` keys ``written:TABLE``: the derive that last wrote an analysis table an
+incremental derive may keep (the failure tables, ``clinic_metrics``: kept when nothing they
+read changed), so a publish copies it only into a slot published before that derive."""
 
 CHANGES_DDL = ("CREATE TABLE IF NOT EXISTS internal.derive_changes "
                "(derive BIGINT NOT NULL, customer_id VARCHAR, every BOOLEAN NOT NULL)")
@@ -508,6 +508,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         for running in RUNNING:
             running.forget(con, "dirty")
         con.execute(_VARIANT_DELTA.replace("$sign", "-"))  # the dirty customers' variants before
+        remember_people(con, "dirty")
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
         replace_customers(con, table, select.replace("$touches", touches)
@@ -546,8 +547,8 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     _log_touchpoints(con, number, full)
-    if write_analysis_tables(con, model, None if full else "dirty", touches):
-        con.execute("INSERT OR REPLACE INTO internal.meta VALUES (?, ?)", [FAILURE_WRITTEN, str(number)])
+    for table in write_analysis_tables(con, model, None if full else "dirty", touches):
+        con.execute("INSERT OR REPLACE INTO internal.meta VALUES (?, ?)", [WRITTEN + table, str(number)])
     con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source; DROP VIEW IF EXISTS again_source")
     for table in _TEMPORARY:
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -26,7 +26,7 @@ from datetime import datetime
 
 import duckdb
 
-from journey.projections.kept import replace_customers
+from journey.projections.kept import differ, replace_customers
 from journey.projections.changes import CHANGE_COLUMNS, month_decided, stage_change_rows
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
@@ -331,12 +331,9 @@ def _moved(con: duckdb.DuckDBPyConnection, before: datetime) -> bool:
     after = con.execute("SELECT as_of FROM data_end").fetchone()[0]
     if after is None or after < before:
         return True
-    differ = con.execute(
-        "SELECT (SELECT count(*) FROM (SELECT * FROM old_inputs EXCEPT ALL SELECT * FROM new_inputs)) "
-        "+ (SELECT count(*) FROM (SELECT * FROM new_inputs EXCEPT ALL SELECT * FROM old_inputs))".replace(
-            "new_inputs", "(" + _inputs("new_windows", "$end") + ")"), {"end": after}).fetchone()[0]
-    if differ or after == before:
-        return bool(differ)
+    changed = differ(con, "old_inputs", "(" + _inputs("new_windows", "$end") + ")", {"end": after})
+    if changed or after == before:
+        return changed
     moved = {"old": before, "new": after}
     return bool(con.execute(_DECIDED, moved).fetchone()[0] or con.execute(_CENSORING, moved).fetchone()[0])
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-__all__ = ["RunningCount", "replace_customers"]
+__all__ = ["RunningCount", "customers_in", "differ", "replace_customers"]
 
 
 def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, dirty: str | None) -> None:
@@ -19,6 +19,21 @@ def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, d
         return
     con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM {dirty})")
     con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+def customers_in(table: str) -> str:
+    """A row belongs to a customer listed in ``table`` (touches of nobody: NULL listed)."""
+    return (f"customer_id IN (SELECT customer_id FROM {table}) OR (customer_id IS NULL AND "
+            f"EXISTS (SELECT 1 FROM {table} WHERE customer_id IS NULL))")
+
+
+def differ(con: duckdb.DuckDBPyConnection, before: str, after: str, parameters: dict[str, object] | None = None) -> bool:
+    """Whether the rows of ``before`` and ``after`` (tables or parenthesised queries with
+    the same columns) differ as multisets."""
+    return bool(con.execute(
+        f"SELECT (SELECT count(*) FROM (SELECT * FROM {before} EXCEPT ALL SELECT * FROM {after})) "
+        f"+ (SELECT count(*) FROM (SELECT * FROM {after} EXCEPT ALL SELECT * FROM {before}))", parameters or {}
+    ).fetchone()[0])
 
 
 @dataclass(frozen=True)
