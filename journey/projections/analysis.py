@@ -12,10 +12,12 @@ __all__ = ["write_analysis_tables"]
 
 
 def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                          touches: str = "touchpoints") -> tuple[str, ...]:
+                          touches: str = "touchpoints", *, compare: bool = True) -> tuple[str, ...]:
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
     of failure and of the clinic metrics are derived again for those customers only, from
-    ``touches``. Returns the tables written (the others are kept: nothing they read changed)."""
-    failure = FAILURE_TABLES if write_failure_tables(con, model, dirty, touches) else ()
-    return (*failure, *(("clinic_metrics",) if write_clinic_metrics(con, dirty, touches) else ()))
+    ``touches``; with ``compare`` (and ``dirty``) a table whose inputs did not change is kept.
+    Returns the tables written."""
+    failure = FAILURE_TABLES if write_failure_tables(con, model, dirty, touches, compare=compare) else ()
+    metrics = ("clinic_metrics",) if write_clinic_metrics(con, dirty, touches, compare=compare) else ()
+    return (*failure, *metrics)

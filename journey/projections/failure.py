@@ -284,14 +284,15 @@ SELECT (SELECT count(*) FROM internal.stage_outcomes s JOIN stage_order o USING 
 
 
 def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                         touches: str = "touchpoints") -> bool:
+                         touches: str = "touchpoints", *, compare: bool = True) -> bool:
     """(Re)write the failure tables (``TABLES``) from ``touchpoints`` under ``model``. With
     ``dirty`` (a table of customer ids), only those customers' stage outcomes and windows
     are derived again, from ``touches`` (a table holding every touch of theirs); the
     tables are then computed from the kept per-customer rows and the data's end, or kept
     as they are when nothing they read changed: the dirty customers' outcomes as the
     tables read them (``_inputs``), whose failure or month the data's end decides, and the
-    Kaplan-Meier censoring (``_CENSORING``). Returns whether the tables were written."""
+    Kaplan-Meier censoring (``_CENSORING``); with ``compare`` False they are written without
+    comparing. Returns whether the tables were written."""
     _stage_order(con, model)
     scope = "TRUE" if dirty is None else f"t.customer_id IN (SELECT customer_id FROM {dirty})"
     con.execute("CREATE OR REPLACE TEMP TABLE new_outcomes AS "
@@ -303,7 +304,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     owner_features = ", ".join(f"'{d}=' || w.{d}" for d in DIMENSIONS)
     windows = (_WINDOWS.replace("$owners", owners).replace("$reason", _REASON).replace("$feature", _FEATURE)
                .replace("$dimensions", dimensions).replace("$owner_features", owner_features))
-    before = None if dirty is None else _kept_end(con)
+    before = None if dirty is None or not compare else _kept_end(con)
     if before is not None:
         mine = f"(SELECT * FROM internal.stage_outcomes WHERE customer_id IN (SELECT customer_id FROM {dirty}))"
         con.execute("CREATE OR REPLACE TEMP TABLE old_inputs AS " + _inputs(mine, "$end"), {"end": before})

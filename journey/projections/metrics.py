@@ -34,7 +34,7 @@ import duckdb
 
 from journey.projections.kept import customers_in, differ
 
-__all__ = ["CLINIC_METRICS_SQL", "DOCTOR_SCORECARD", "PARTS", "PEOPLE", "remember_people", "write_clinic_metrics"]
+__all__ = ["CLINIC_METRICS_SQL", "DOCTOR_SCORECARD", "PARTS", "PEOPLE", "TYPES", "remember_people", "write_clinic_metrics"]
 
 DOCTOR_SCORECARD = ("first_visit_patients", "plan_acceptance", "repeat_visits_per_new_patient",
                     "lifetime_revenue", "review_rating", "explained_problem", "explained_complications",
@@ -52,6 +52,8 @@ ad spend say), part, value (the part's dimension value, NULL for none), n (the t
 counted), a and b (the part's numbers: see ``_PARTS``). Counts and sums add up over
 customers, so ``clinic_metrics`` sums this small table instead of scanning every touch."""
 
+TYPES = ("payment", "ad_spend", "call", "no_show", "visit", "booking", "treatment_plan", "review")
+"""The touch types the metric parts count."""
 PEOPLE = "customer_id, ambiguous, visits, first_channel, revenue, first_visit_doctor"
 """The columns of ``customers`` the clinic metrics read (the query selects no others)."""
 
@@ -68,7 +70,7 @@ WITH t AS MATERIALIZED (
     SELECT customer_id, seq, type, currency, channel, amount, administrator, answered, doctor, branch,
         booking_id, direction, status, rating, CASE WHEN type = 'review' THEN properties END AS properties
     FROM $touches
-    WHERE type IN ('payment', 'ad_spend', 'call', 'no_show', 'visit', 'booking', 'treatment_plan', 'review')
+    WHERE type IN $types
 ), reviews AS MATERIALIZED (
     SELECT customer_id, coalesce(doctor, properties->>'doctor') AS doctor, rating,
         TRY_CAST(properties->>'answered' AS BOOLEAN) AS answered,
@@ -101,7 +103,7 @@ $surveys
         FROM reviews WHERE rating <= 2 GROUP BY ALL
 )
 SELECT customer_id, part, value, n, CAST(a AS DECIMAL(38, 6)) AS a, CAST(b AS BIGINT) AS b FROM parts
-""".replace("$surveys", "\n".join(
+""".replace("$types", str(TYPES)).replace("$surveys", "\n".join(
     f"    UNION ALL SELECT customer_id, 'survey:{q}', doctor, count(*), count(*) FILTER (WHERE {q}), count({q}) "
     f"FROM reviews GROUP BY ALL" for q in _SURVEY))
 
@@ -197,18 +199,22 @@ def remember_people(con: duckdb.DuckDBPyConnection, dirty: str) -> None:
 
 
 def write_clinic_metrics(con: duckdb.DuckDBPyConnection, dirty: str | None = None,
-                         touches: str = "touchpoints") -> bool:
+                         touches: str = "touchpoints", *, compare: bool = True) -> bool:
     """(Re)write ``clinic_metrics`` from ``customers`` and the touch-level parts kept per
     customer (``PARTS``): built from ``touchpoints`` (``dirty`` None), or with ``dirty``
     (a table of customer ids, NULL for the touches of nobody) those customers' parts
     replaced from ``touches`` (a table holding every touch of theirs). Equals
     ``CLINIC_METRICS_SQL`` over the same tables (tests/projections/test_metrics.py). An
     incremental derive keeps the table when the dirty customers' parts and the columns of
-    ``customers`` it reads (``remember_people`` kept them before) did not change. Returns
-    whether the table was written."""
+    ``customers`` it reads (``remember_people`` kept them before) did not change (with
+    ``compare`` False it writes the table without comparing). Returns whether the table
+    was written."""
     parts = _PARTS.replace("$touches", touches)
     if dirty is None:
         con.execute(f"CREATE OR REPLACE TABLE {PARTS} AS {parts}")
+    elif not compare:
+        con.execute(f"DELETE FROM {PARTS} WHERE {customers_in(dirty)}")
+        con.execute(f"INSERT INTO {PARTS} BY NAME {parts}")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE parts_before AS SELECT * FROM {PARTS} WHERE {customers_in(dirty)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE parts_after AS {parts}")
