@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from journey.projections.failure import write_failure_tables
+from journey.projections.failure import TABLES as FAILURE_TABLES, write_failure_tables
 from journey.projections.metrics import write_clinic_metrics
 from journey.projections.stage_model import StageModel
 
@@ -12,10 +12,12 @@ __all__ = ["write_analysis_tables"]
 
 
 def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                          touches: str = "touchpoints") -> None:
+                          touches: str = "touchpoints", *, compare: bool = True) -> tuple[str, ...]:
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
     of failure and of the clinic metrics are derived again for those customers only, from
-    ``touches``."""
-    write_failure_tables(con, model, dirty, touches)
-    write_clinic_metrics(con, dirty, touches)
+    ``touches``; with ``compare`` (and ``dirty``) a table whose inputs did not change is kept.
+    Returns the tables written."""
+    failure = FAILURE_TABLES if write_failure_tables(con, model, dirty, touches, compare=compare) else ()
+    metrics = ("clinic_metrics",) if write_clinic_metrics(con, dirty, touches, compare=compare) else ()
+    return (*failure, *metrics)

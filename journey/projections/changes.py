@@ -25,7 +25,7 @@ import duckdb
 
 from journey.projections.stats import two_proportion_p
 
-__all__ = ["CHANGE_COLUMNS", "stage_change_rows"]
+__all__ = ["CHANGE_COLUMNS", "month_decided", "stage_change_rows"]
 
 _MONTHS = """
 CREATE OR REPLACE TABLE stage_months AS
@@ -41,10 +41,17 @@ WITH months AS (
 )
 SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, next_stage, month, entered, lost, moved_on,
     in_progress,
-    (month + INTERVAL 1 MONTH) AT TIME ZONE 'UTC' + to_seconds(sla_seconds) <= a.as_of AS decided
+    $decided AS decided
 FROM months CROSS JOIN data_end a
 ORDER BY stage_order, month
 """
+
+
+def month_decided(month: str, sla_seconds: str, as_of: str) -> str:
+    """Whether every patient who entered a stage in ``month`` has had its whole SLA by
+    ``as_of`` (SQL)."""
+    return f"({month} + INTERVAL 1 MONTH) AT TIME ZONE 'UTC' + to_seconds({sla_seconds}) <= {as_of}"
+
 
 _LATEST_TWO = """
 WITH ranked AS (
@@ -66,7 +73,7 @@ CHANGE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, owners VARCHAR[], month DA
 
 def stage_change_rows(con: duckdb.DuckDBPyConnection) -> list[list[object]]:
     """(Re)write ``stage_months``; the rows of ``stage_changes`` up to the p-value."""
-    con.execute(_MONTHS)
+    con.execute(_MONTHS.replace("$decided", month_decided("month", "sla_seconds", "a.as_of")))
     rows: list[list[object]] = []
     for stage, next_stage, owners, month, entered, lost, before, before_entered, before_lost in \
             con.execute(_LATEST_TWO).fetchall():

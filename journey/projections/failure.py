@@ -22,11 +22,12 @@ at the end of the data (the latest touch) are *pending* and counted in neither r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import duckdb
 
-from journey.projections.kept import replace_customers
-from journey.projections.changes import CHANGE_COLUMNS, stage_change_rows
+from journey.projections.kept import differ, replace_customers
+from journey.projections.changes import CHANGE_COLUMNS, month_decided, stage_change_rows
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
 
@@ -70,18 +71,30 @@ SELECT m.customer_id, m.stage_order, m.entered_at,
 FROM m JOIN stage_order o USING (stage_order)
 """
 
-# What depends on the end of the data (the latest touch): who failed, who is still deciding.
-_STEPS = """
-CREATE OR REPLACE TEMP VIEW stage_steps AS
-SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
-    s.next_at, s.seconds_to_next, $dimensions, s.reason, s.features,
-    (epoch_us(a.as_of) - epoch_us(s.entered_at)) / 1e6 AS seconds_observed,
-    CASE
+def _failed(as_of: str) -> str:
+    """Whether a stage outcome ``s`` (joined to its ``stage_order`` row ``o``) failed by the
+    data's end ``as_of`` (SQL): true, false, or NULL (no next stage, or still deciding)."""
+    return f"""CASE
         WHEN o.next_stage IS NULL THEN NULL
         WHEN o.sla_seconds IS NULL THEN s.next_at IS NULL
         WHEN s.next_at IS NOT NULL THEN epoch_us(s.next_at) - epoch_us(s.entered_at) > o.sla_seconds * 1e6
-        WHEN epoch_us(a.as_of) - epoch_us(s.entered_at) > o.sla_seconds * 1e6 THEN true
-    END AS failed,
+        WHEN epoch_us({as_of}) - epoch_us(s.entered_at) > o.sla_seconds * 1e6 THEN true
+    END"""
+
+
+def _observed(as_of: str) -> str:
+    """How long a stage outcome ``s`` that has not moved on was observed by ``as_of``
+    (seconds, SQL): where the Kaplan-Meier curve censors it."""
+    return f"greatest((epoch_us({as_of}) - epoch_us(s.entered_at)) / 1e6, 0)"
+
+
+# What depends on the end of the data (the latest touch): who failed, who is still deciding.
+_STEPS = f"""
+CREATE OR REPLACE TEMP VIEW stage_steps AS
+SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
+    s.next_at, s.seconds_to_next, $dimensions, s.reason, s.features,
+    {_observed("a.as_of")} AS seconds_observed,
+    {_failed("a.as_of")} AS failed,
     s.cutoff
 FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
 CROSS JOIN data_end a
@@ -220,15 +233,66 @@ _CURVE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, seconds DOUBLE, at_risk BI
 
 PER_CUSTOMER = ("internal.stage_outcomes",)
 """What this module keeps per customer between derives."""
+FAILURE_END = "internal.failure_end"
+"""The data's end (``as_of``, one row) the failure tables were last computed at."""
+KEPT = (*PER_CUSTOMER, FAILURE_END)
+"""What this module keeps between derives."""
+TABLES = ("stage_funnel", "stage_conversion_curve", "stage_months", "stage_changes", "failure_points",
+          "failure_reasons", "stage_correlations")
+"""The tables ``write_failure_tables`` writes, all or none."""
+
+
+def _inputs(source: str, as_of: str) -> str:
+    """What the failure tables read of each stage outcome in ``source`` by the data's end
+    ``as_of`` (SQL), the censoring of those still deciding aside (``_CENSORING``): the
+    tables count these rows and never ask whose they are; the owners, reason and features
+    count only where the outcome is decided."""
+    failed = _failed(as_of)
+    owners = ", ".join(f"s.{d}" for d in DIMENSIONS)
+    return f"""SELECT s.stage_order, s.entered_at, s.own_seconds, s.next_at, s.seconds_to_next, {failed} AS failed,
+        CASE WHEN ({failed}) IS NOT NULL THEN [{owners}, s.reason] END AS owners,
+        CASE WHEN ({failed}) IS NOT NULL THEN list_sort(s.features) END AS features
+    FROM {source} s JOIN stage_order o USING (stage_order)"""
+
+
+# Whether moving the data's end from $old to $new moves a Kaplan-Meier censoring across a
+# time someone moved on at (at risk or censored at that time would change): the first such
+# time of the stage at or after each censoring, against the censoring's new time.
+_CENSORING = f"""
+WITH censored AS (
+    SELECT s.stage_order, {_observed("$old")} AS before, {_observed("$new")} AS after
+    FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
+    WHERE o.next_stage IS NOT NULL AND s.next_at IS NULL
+), moved_on AS (
+    SELECT DISTINCT s.stage_order, s.seconds_to_next AS seconds
+    FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
+    WHERE o.next_stage IS NOT NULL AND s.next_at IS NOT NULL
+)
+SELECT count(*) FROM censored c ASOF JOIN moved_on m ON c.stage_order = m.stage_order AND m.seconds >= c.before
+WHERE m.seconds <= c.after
+"""
+
+# Outcomes whose failure the move of the data's end decides (a customer still deciding
+# whose SLA ran out in between), and months the move decides.
+_DECIDED = f"""
+SELECT (SELECT count(*) FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
+        WHERE s.next_at IS NULL AND o.sla_seconds IS NOT NULL
+          AND ({_failed("$old")}) IS DISTINCT FROM ({_failed("$new")}))
+     + (SELECT count(*) FROM stage_months m JOIN stage_order o USING (stage_order)
+        WHERE ({month_decided("m.month", "o.sla_seconds", "$old")}) <> ({month_decided("m.month", "o.sla_seconds", "$new")}))
+"""
 
 
 def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                         touches: str = "touchpoints") -> None:
-    """(Re)write ``stage_funnel``, ``failure_points``, ``failure_reasons`` and
-    ``stage_correlations`` from ``touchpoints`` under ``model``. With ``dirty`` (a table
-    of customer ids), only those customers' stage outcomes and windows are derived again,
-    from ``touches`` (a table holding every touch of theirs); the tables are then
-    computed from the kept per-customer rows and the data's end."""
+                         touches: str = "touchpoints", *, compare: bool = True) -> bool:
+    """(Re)write the failure tables (``TABLES``) from ``touchpoints`` under ``model``. With
+    ``dirty`` (a table of customer ids), only those customers' stage outcomes and windows
+    are derived again, from ``touches`` (a table holding every touch of theirs); the
+    tables are then computed from the kept per-customer rows and the data's end, or kept
+    as they are when nothing they read changed: the dirty customers' outcomes as the
+    tables read them (``_inputs``), whose failure or month the data's end decides, and the
+    Kaplan-Meier censoring (``_CENSORING``); with ``compare`` False they are written without
+    comparing. Returns whether the tables were written."""
     _stage_order(con, model)
     scope = "TRUE" if dirty is None else f"t.customer_id IN (SELECT customer_id FROM {dirty})"
     con.execute("CREATE OR REPLACE TEMP TABLE new_outcomes AS "
@@ -238,11 +302,46 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
                        for d in DIMENSIONS)
     dimensions = ", ".join(f"w.{d}" for d in DIMENSIONS)
     owner_features = ", ".join(f"'{d}=' || w.{d}" for d in DIMENSIONS)
-    replace_customers(con, "internal.stage_outcomes", _WINDOWS.replace("$owners", owners).replace("$reason", _REASON)
-          .replace("$feature", _FEATURE).replace("$dimensions", dimensions)
-          .replace("$owner_features", owner_features), dirty)
-    dimensions = ", ".join(f"s.{d}" for d in DIMENSIONS)
+    windows = (_WINDOWS.replace("$owners", owners).replace("$reason", _REASON).replace("$feature", _FEATURE)
+               .replace("$dimensions", dimensions).replace("$owner_features", owner_features))
+    before = None if dirty is None or not compare else _kept_end(con)
+    if before is not None:
+        mine = f"(SELECT * FROM internal.stage_outcomes WHERE customer_id IN (SELECT customer_id FROM {dirty}))"
+        con.execute("CREATE OR REPLACE TEMP TABLE old_inputs AS " + _inputs(mine, "$end"), {"end": before})
+        con.execute("CREATE OR REPLACE TEMP TABLE new_windows AS " + windows)
+        windows = "SELECT * FROM new_windows"
+    replace_customers(con, "internal.stage_outcomes", windows, dirty)
     con.execute("CREATE OR REPLACE TEMP TABLE data_end AS SELECT max(occurred_at) AS as_of FROM touchpoints")
+    write = before is None or _moved(con, before)
+    if write:
+        _write_tables(con)
+    for table in ("stage_order", "data_end", "new_outcomes", "window_touches", "old_inputs", "new_windows"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return write
+
+
+def _kept_end(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The data's end the kept failure tables were computed at (None: not known)."""
+    row = con.execute(f"SELECT max(as_of) FROM {FAILURE_END}").fetchone()
+    return None if row is None else row[0]
+
+
+def _moved(con: duckdb.DuckDBPyConnection, before: datetime) -> bool:
+    """Whether anything the failure tables read changed since they were computed at the
+    data's end ``before`` (the dirty customers' outcomes replaced, ``data_end`` the new end)."""
+    after = con.execute("SELECT as_of FROM data_end").fetchone()[0]
+    if after is None or after < before:
+        return True
+    changed = differ(con, "old_inputs", "(" + _inputs("new_windows", "$end") + ")", {"end": after})
+    if changed or after == before:
+        return changed
+    moved = {"old": before, "new": after}
+    return bool(con.execute(_DECIDED, moved).fetchone()[0] or con.execute(_CENSORING, moved).fetchone()[0])
+
+
+def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Every failure table from the kept stage outcomes and ``data_end``, which is kept."""
+    dimensions = ", ".join(f"s.{d}" for d in DIMENSIONS)
     con.execute(_STEPS.replace("$dimensions", dimensions))
     con.execute(_FUNNEL)
     _curves(con)
@@ -251,8 +350,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
     _write_tests(con, _failure_points(con), stage_change_rows(con))
     con.execute("DROP VIEW stage_owners; DROP VIEW stage_steps")
-    for table in ("stage_order", "data_end", "new_outcomes", "window_touches"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(f"CREATE OR REPLACE TABLE {FAILURE_END} AS SELECT as_of FROM data_end")
 
 
 def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
@@ -347,7 +445,7 @@ def _curves(con: duckdb.DuckDBPyConnection) -> None:
     next within its SLA estimated on it (``stage_funnel.conversion_within_sla``)."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE km_input AS
-        SELECT stage_order AS grp, coalesce(seconds_to_next, greatest(seconds_observed, 0)) AS seconds,
+        SELECT stage_order AS grp, coalesce(seconds_to_next, seconds_observed) AS seconds,
             next_at IS NOT NULL AS done
         FROM stage_steps WHERE next_stage IS NOT NULL
     """)

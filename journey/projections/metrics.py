@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import duckdb
 
-__all__ = ["CLINIC_METRICS_SQL", "DOCTOR_SCORECARD", "PARTS", "write_clinic_metrics"]
+from journey.projections.kept import customers_in, differ
+
+__all__ = ["CLINIC_METRICS_SQL", "DOCTOR_SCORECARD", "PARTS", "PEOPLE", "TYPES", "remember_people", "write_clinic_metrics"]
 
 DOCTOR_SCORECARD = ("first_visit_patients", "plan_acceptance", "repeat_visits_per_new_patient",
                     "lifetime_revenue", "review_rating", "explained_problem", "explained_complications",
@@ -50,6 +52,11 @@ ad spend say), part, value (the part's dimension value, NULL for none), n (the t
 counted), a and b (the part's numbers: see ``_PARTS``). Counts and sums add up over
 customers, so ``clinic_metrics`` sums this small table instead of scanning every touch."""
 
+TYPES = ("payment", "ad_spend", "call", "no_show", "visit", "booking", "treatment_plan", "review")
+"""The touch types the metric parts count."""
+PEOPLE = "customer_id, ambiguous, visits, first_channel, revenue, first_visit_doctor"
+"""The columns of ``customers`` the clinic metrics read (the query selects no others)."""
+
 # Per customer (and part, value): the touch-level numbers the clinic metrics sum.
 # n counts the part's touches (a group exists in the metrics when its touches do);
 # a and b: call -> missed; due:* -> no-shows; spend -> the spend; plan -> accepted,
@@ -63,7 +70,7 @@ WITH t AS MATERIALIZED (
     SELECT customer_id, seq, type, currency, channel, amount, administrator, answered, doctor, branch,
         booking_id, direction, status, rating, CASE WHEN type = 'review' THEN properties END AS properties
     FROM $touches
-    WHERE type IN ('payment', 'ad_spend', 'call', 'no_show', 'visit', 'booking', 'treatment_plan', 'review')
+    WHERE type IN $types
 ), reviews AS MATERIALIZED (
     SELECT customer_id, coalesce(doctor, properties->>'doctor') AS doctor, rating,
         TRY_CAST(properties->>'answered' AS BOOLEAN) AS answered,
@@ -96,7 +103,7 @@ $surveys
         FROM reviews WHERE rating <= 2 GROUP BY ALL
 )
 SELECT customer_id, part, value, n, CAST(a AS DECIMAL(38, 6)) AS a, CAST(b AS BIGINT) AS b FROM parts
-""".replace("$surveys", "\n".join(
+""".replace("$types", str(TYPES)).replace("$surveys", "\n".join(
     f"    UNION ALL SELECT customer_id, 'survey:{q}', doctor, count(*), count(*) FILTER (WHERE {q}), count({q}) "
     f"FROM reviews GROUP BY ALL" for q in _SURVEY))
 
@@ -105,7 +112,7 @@ _FROM_PARTS = """
 WITH totals AS (
     SELECT part, value, sum(n) AS n, sum(a) AS a, sum(b) AS b FROM $parts GROUP BY ALL
 ), people AS (
-    SELECT * FROM customers WHERE NOT ambiguous
+    SELECT $people FROM customers WHERE NOT ambiguous
 ), patients AS (
     SELECT * FROM people WHERE visits > 0
 ), money AS (  -- the commonest currency of payments, else of ad spend
@@ -175,7 +182,7 @@ WITH totals AS (
 SELECT metric, dimension, value, CAST(numerator AS DOUBLE) AS numerator, CAST(denominator AS DOUBLE) AS denominator,
     CAST(numerator AS DOUBLE) / nullif(denominator, 0) AS result, unit
 FROM parts ORDER BY metric, dimension, value
-"""
+""".replace("$people", PEOPLE)
 
 CLINIC_METRICS_SQL = _FROM_PARTS.replace(
     "WITH totals AS (", f"WITH metric_parts AS ({_PARTS.replace('$touches', 'touchpoints')}), totals AS (", 1
@@ -185,18 +192,38 @@ CLINIC_METRICS_SQL = _FROM_PARTS.replace(
 as the derive, so each metric has one definition."""
 
 
+def remember_people(con: duckdb.DuckDBPyConnection, dirty: str) -> None:
+    """Keep the ``customers`` columns the metrics read of the customers listed in ``dirty``
+    before a derive replaces their rows (``write_clinic_metrics`` compares them after)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE people_before AS SELECT {PEOPLE} FROM customers WHERE {customers_in(dirty)}")
+
+
 def write_clinic_metrics(con: duckdb.DuckDBPyConnection, dirty: str | None = None,
-                         touches: str = "touchpoints") -> None:
+                         touches: str = "touchpoints", *, compare: bool = True) -> bool:
     """(Re)write ``clinic_metrics`` from ``customers`` and the touch-level parts kept per
     customer (``PARTS``): built from ``touchpoints`` (``dirty`` None), or with ``dirty``
     (a table of customer ids, NULL for the touches of nobody) those customers' parts
     replaced from ``touches`` (a table holding every touch of theirs). Equals
-    ``CLINIC_METRICS_SQL`` over the same tables (tests/projections/test_metrics.py)."""
+    ``CLINIC_METRICS_SQL`` over the same tables (tests/projections/test_metrics.py). An
+    incremental derive keeps the table when the dirty customers' parts and the columns of
+    ``customers`` it reads (``remember_people`` kept them before) did not change (with
+    ``compare`` False it writes the table without comparing). Returns whether the table
+    was written."""
     parts = _PARTS.replace("$touches", touches)
     if dirty is None:
         con.execute(f"CREATE OR REPLACE TABLE {PARTS} AS {parts}")
-    else:
-        con.execute(f"DELETE FROM {PARTS} WHERE customer_id IN (SELECT customer_id FROM {dirty}) "
-                    f"OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM {dirty} WHERE customer_id IS NULL))")
+    elif not compare:
+        con.execute(f"DELETE FROM {PARTS} WHERE {customers_in(dirty)}")
         con.execute(f"INSERT INTO {PARTS} BY NAME {parts}")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE parts_before AS SELECT * FROM {PARTS} WHERE {customers_in(dirty)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE parts_after AS {parts}")
+        con.execute(f"DELETE FROM {PARTS} WHERE {customers_in(dirty)}")
+        con.execute(f"INSERT INTO {PARTS} BY NAME SELECT * FROM parts_after")
+        changed = (differ(con, "parts_before", "parts_after")
+                   or differ(con, "people_before", f"(SELECT {PEOPLE} FROM customers WHERE {customers_in(dirty)})"))
+        con.execute("DROP TABLE parts_before; DROP TABLE parts_after; DROP TABLE people_before")
+        if not changed:
+            return False
     con.execute("CREATE OR REPLACE TABLE clinic_metrics AS " + _FROM_PARTS.replace("$parts", PARTS))
+    return True

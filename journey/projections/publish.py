@@ -23,7 +23,8 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, derive_number
+from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, WRITTEN, derive_number
+from journey.projections.kept import customers_in
 from journey.projections.schema import ANALYST_TABLES
 
 __all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
@@ -193,12 +194,6 @@ JOIN published_dirty d ON d.customer_id IS NOT DISTINCT FROM l.customer_id AND d
 """
 
 
-def _customers_in(table: str) -> str:
-    """A row belongs to a customer listed in ``table`` (touches of nobody: NULL listed)."""
-    return (f"customer_id IN (SELECT customer_id FROM {table}) OR (customer_id IS NULL AND "
-            f"EXISTS (SELECT 1 FROM {table} WHERE customer_id IS NULL))")
-
-
 def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None],
             generation: int) -> Published | None:
     """Apply the changes to ``slot`` in one transaction; None when a reader holds it
@@ -216,18 +211,21 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         con.execute(_PUBLISHED_TOUCHES)
         con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
                     "WHERE derive > ?", [generation])
+        unchanged = _unchanged_since(con, generation)
         con.begin()
         try:
             for table in ANALYST_TABLES:
+                if table in unchanged:
+                    continue
                 if table == "touchpoints":
-                    con.execute(f"DELETE FROM snapshot.touchpoints WHERE {_customers_in('published_dirty')}")
+                    con.execute(f"DELETE FROM snapshot.touchpoints WHERE {customers_in('published_dirty')}")
                     con.execute("INSERT INTO snapshot.touchpoints BY NAME SELECT * FROM published_touches")
                 elif table == "journey_variants":  # the variants whose count changed (VARIANT_LOG)
                     changed_variants = "variant IN (SELECT variant FROM published_variants)"
                     con.execute(f"DELETE FROM snapshot.{table} WHERE {changed_variants}")
                     con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {changed_variants}")
                 elif table in PER_CUSTOMER:
-                    scope = _customers_in("published_changes")
+                    scope = customers_in("published_changes")
                     con.execute(f"DELETE FROM snapshot.{table} WHERE {scope}")
                     con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {scope}")
                 else:
@@ -243,6 +241,14 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
     finally:
         _detach_keeping_wal(con)
     return Published(slot, False, len(changed))
+
+
+def _unchanged_since(con: duckdb.DuckDBPyConnection, generation: int) -> set[str]:
+    """The tables no derive after ``generation`` wrote (of those whose last writing derive is
+    kept, ``WRITTEN``)."""
+    return {key[len(WRITTEN):] for key, value in con.execute(
+        "SELECT key, value FROM internal.meta WHERE starts_with(key, ?)", [WRITTEN]).fetchall()
+        if int(value) <= generation}
 
 
 def _wal(path: Path) -> Path:
