@@ -133,7 +133,10 @@ class KeyStore(ABC):
         ingest unwraps a key only to seal a touch's free text with it."""
         wanted = {s.pseudonym: s for s in subjects}
         found = self._entries("subject", list(wanted))
-        missing = [s for p, s in wanted.items() if p not in found]
+        # made in one global order (by pseudonym): two workers inserting the same new
+        # subjects in different orders would each wait for the other's row (PostgreSQL
+        # detected the deadlock on the subject index)
+        missing = sorted((s for p, s in wanted.items() if p not in found), key=lambda s: s.pseudonym)
         if missing:
             made, rows = {}, []
             entropy = os.urandom(_ENTROPY * len(missing))  # one read for the batch's ids, keys and nonces

@@ -91,3 +91,34 @@ def test_keys_made_later_have_later_ids(keys: KeyStore) -> None:
     time.sleep(0.002)
     second = keys.entries_for([subject(10)])["pseudonym-10"]
     assert first.key_id < second.key_id
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_workers_making_the_same_new_keys_at_once_agree_and_never_deadlock(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two ingest workers meet the same new identifiers in opposite orders: each key is
+    made once, both get it, and neither waits for the other in a cycle (PostgreSQL
+    detected a deadlock on the subject index before inserts came in one order)."""
+    import threading
+
+    stores = [make_keys(kind, tmp_path, request) for _ in range(2)]
+    for round_ in range(3):
+        wanted = [Subject(f"p-{round_}-{n:05d}", "phone", f"+7916{round_}{n:06d}") for n in range(3000)]
+        results: list[dict | BaseException] = [{}, {}]
+
+        def make(index: int, subjects: list[Subject]) -> None:
+            try:
+                results[index] = stores[index].entries_for(subjects)
+            except BaseException as error:  # noqa: BLE001 - the test reports it
+                results[index] = error
+
+        threads = [threading.Thread(target=make, args=(0, wanted)),
+                   threading.Thread(target=make, args=(1, wanted[::-1]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not any(isinstance(r, BaseException) for r in results), results
+        first, second = results
+        assert {p: e.key_id for p, e in first.items()} == {p: e.key_id for p, e in second.items()}
+        assert len(first) == 3000
