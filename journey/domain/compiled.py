@@ -4,7 +4,8 @@ The contract is defined once, by the pydantic models in ``journey.domain.touch``
 pydantic validates a touch in ~8-10 µs. ``compile_model`` reads a model (its fields,
 constraints, defaults and validators) and builds the same shape as a msgspec ``Struct``,
 which msgspec decodes, checks and encodes in C, plus the few Python steps msgspec has no
-equivalent for (the contract's own validators, the timestamps' canonical form): ~2.5 µs.
+equivalent for (the contract's own validators, the timestamps' canonical form): ~3 µs
+for a call touch, decoded, checked and written out.
 
 It decides only what it is sure of: a record it accepts is one pydantic accepts, with
 the same canonical JSON, byte for byte (a differential test checks it on real logs, the
@@ -20,7 +21,6 @@ ingest slower, never wrong. A test asserts every touch type compiles.
 
 from __future__ import annotations
 
-import re
 import types
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -54,7 +54,6 @@ class Compiled:
     """A model compiled: ``decode(raw)`` checks a record, ``encode`` writes it canonical."""
 
     def __init__(self, struct: type[Struct]) -> None:
-        self.struct = struct
         self._decoder = msgspec.json.Decoder(struct)
         self._encoder = msgspec.json.Encoder()
 
@@ -159,12 +158,11 @@ def _field(name: str, info: FieldInfo, after: list[Post],
     field is UNSET (left out when encoding, as pydantic's ``exclude_none``); an
     explicit ``null`` fails msgspec's check (pydantic then decides)."""
     annotation, metadata = info.annotation, list(info.metadata)
-    optional = False
     if get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation):
         rest = [a for a in get_args(annotation) if a is not type(None)]
         if len(rest) != 1:
             raise NotCompiled(f"{name}: a union of several types")
-        annotation, optional = rest[0], True
+        annotation = rest[0]  # absent or null: see the docstring
     kind, post = _type(annotation, metadata, hooks)
     for hook in after:
         post = _chain(post, hook)

@@ -246,9 +246,10 @@ _TYPE_OF = msgspec.json.Decoder(_Typed)
 
 def check_touch(raw: bytes | str, *, default_region: str | None = None,
                 max_bytes: int = MAX_RECORD_BYTES) -> CheckedTouch:
-    """``parse_touch`` for ingest, same verdicts and bytes, ~2x faster: the checks
-    compiled from the models (``journey.domain.compiled``) decide the records they
-    are sure of; pydantic decides the rest and explains what it rejects."""
+    """``parse_touch`` for ingest, same verdicts and bytes, faster (a call touch: 4.6
+    against 8.1 µs): the checks compiled from the models (``journey.domain.compiled``)
+    decide the records they are sure of; pydantic decides the rest and explains what it
+    rejects."""
     if len(raw) <= max_bytes:
         checked = compiled_touch(raw, default_region)
         if checked is not None:

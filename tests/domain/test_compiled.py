@@ -256,6 +256,12 @@ def _mutated(draw: st.DrawFn) -> bytes:
     return json.dumps(record, ensure_ascii=False).encode()  # integers of any width
 
 
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated(), st.sampled_from([None, "RU"]))
+def test_mutated_touches_are_decided_alike(raw: bytes, region: str | None) -> None:
+    agrees(raw, region)
+
+
 _OFFSETS = st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 
 
