@@ -19,7 +19,8 @@ from journey.errors import ProjectionError
 from journey.projections.projector import CatchUp, Projector
 from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.stage_model import load_stage_model
-from journey.projections.publish import Published, is_published, projector_lock, publish
+from journey.projections.publish import SLOT_WAL_BACKGROUND, Published, is_published, projector_lock, publish
+from journey.projections.slot_checkpoints import SlotCheckpoints
 from journey.store.event_store import EventStore
 
 __all__ = ["ProjectionPaths", "build_as_of", "catch_up", "follow", "rebuild", "rederive"]
@@ -92,6 +93,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
         projector = _projector(store, paths.working, pseudonyms, paths)
+        checkpoints = SlotCheckpoints(SLOT_WAL_BACKGROUND)
         log.info("following the event store from position %s; Ctrl-C or SIGTERM stops", projector.position)
         try:
             while not stop.is_set():
@@ -99,7 +101,7 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                 for poison in result.poison:
                     log.warning("position %s (%s) sent to dead_letters: %s",
                                 poison.position, poison.event_id, poison.reason)
-                deriving, publishing = _derive_and_publish(projector, paths.snapshot)
+                deriving, publishing = _derive_and_publish(projector, paths.snapshot, checkpoints)
                 if result.read:
                     _log_cycle(result, store.position(), projector, deriving, publishing)
                 elif publishing is not None:
@@ -109,10 +111,12 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                 if not result.read:  # caught up: poll again after the interval
                     stop.wait(interval)
         finally:
+            checkpoints.wait()
             projector.close()
 
 
-def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, tuple[float, Published] | None]:
+def _derive_and_publish(projector: Projector, snapshot: Path, checkpoints: SlotCheckpoints | None = None
+                        ) -> tuple[float, tuple[float, Published] | None]:
     """Derive if the base moved on, publish if it did (or nothing is published yet):
     the seconds each took (publishing None: not published)."""
     started = time.perf_counter()
@@ -121,7 +125,7 @@ def _derive_and_publish(projector: Projector, snapshot: Path) -> tuple[float, tu
     if not (derived or not is_published(projector.con, snapshot)):
         return deriving, None
     started = time.perf_counter()
-    published = publish(projector.con, snapshot)
+    published = publish(projector.con, snapshot, checkpoints)
     return deriving, (time.perf_counter() - started, published)
 
 

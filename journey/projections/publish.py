@@ -26,8 +26,9 @@ from journey.errors import ProjectionError
 from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, WRITTEN, derive_number
 from journey.projections.kept import customers_in
 from journey.projections.schema import ANALYST_TABLES
+from journey.projections.slot_checkpoints import SlotCheckpoints
 
-__all__ = ["OUTPUT", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
+__all__ = ["OUTPUT", "SLOT_WAL_BACKGROUND", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
 
 SNAPSHOT = "snapshot"
 """The catalog name the published projection has on every reader's connection."""
@@ -71,6 +72,11 @@ below it, an update leaves its changes in the log (no checkpoint at commit or de
 which rewrote the changed tables' blocks every publish); readers replay the log when they
 open the slot, which grows with it."""
 
+SLOT_WAL_BACKGROUND = 8 * 2**20
+"""A follower checkpoints the slot the link has just left, in the background, once its
+write-ahead log is this large (bytes): off the follower's path, and a reader opening the
+slot replays a shorter log (0.35 s for 60 MB, measured)."""
+
 PER_CUSTOMER = ("touchpoints", "customers", "customer_identifiers", "consent_state", "consent_violations")
 """Published tables copied customer by customer: only the customers a derive changed."""
 SLOTS = ("a", "b")
@@ -91,7 +97,7 @@ def slot_paths(snapshot: Path) -> tuple[Path, Path]:
     return tuple(snapshot.with_name(f".{snapshot.name}.{name}") for name in SLOTS)  # type: ignore[return-value]
 
 
-def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
+def publish(con: duckdb.DuckDBPyConnection, snapshot: Path, checkpoints: SlotCheckpoints | None = None) -> Published:
     """Publish the analyst tables: bring the slot file readers are *not* on up to date,
     then point ``snapshot`` (a symbolic link, replaced atomically) at it.
 
@@ -105,7 +111,12 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     holds it open (DuckDB lets no writer in then; the reader keeps its file). Readers
     never see a half-written slot: the link moves after the commit. Then the other slot
     is removed if it holds what this file no longer says (a full derive came since, an
-    erasure say, or another working file wrote it)."""
+    erasure say, or another working file wrote it).
+
+    ``checkpoints`` (a follower's): the slot the link has just left is checkpointed in
+    the background (see ``slot_checkpoints``); the next publish waits for it first."""
+    if checkpoints is not None:
+        checkpoints.wait()
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     slots = slot_paths(snapshot)
     current = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else None
@@ -127,6 +138,8 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path) -> Published:
     if older is None or _changes_since(con, older)[1]:
         _remove(other)  # stale: a full derive came since, or this file never wrote it
         older = None
+    elif checkpoints is not None:
+        checkpoints.start(other)
     kept = number if older is None else older
     con.execute("DELETE FROM internal.derive_changes WHERE derive <= ?", [kept])
     if _has_log(con):
