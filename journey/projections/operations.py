@@ -86,7 +86,9 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
            on_cycle: Callable[[CatchUp], None] | None = None) -> None:
     """Keep following the store until SIGINT, SIGTERM or ``stop``: a cycle that loaded
     something is followed at once by the next (what arrived meanwhile waits for no
-    poll), a cycle that found nothing by a pause of ``interval`` seconds. Poison events
+    poll), a cycle that found nothing by a pause of ``interval`` seconds (after folding
+    the working file's write-ahead log into it if it is large: ``Projector.checkpoint_logged``,
+    so a burst does not pay the checkpoint inside its derive). Poison events
     go to ``dead_letters`` and the rest goes on; the snapshot is republished after every
     cycle that loaded something, and such a cycle logs one INFO line: events read, new
     position, store head, lag, and the seconds spent loading, deriving and publishing."""
@@ -108,11 +110,18 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                     log.info("published position %s to %s", projector.position, paths.snapshot)
                 if on_cycle:
                     on_cycle(result)
-                if not result.read:  # caught up: poll again after the interval
+                if not result.read:  # caught up: tidy the working file, poll again after the interval
+                    _checkpoint_idle(projector)
                     stop.wait(interval)
         finally:
             checkpoints.wait()
             projector.close()
+
+
+def _checkpoint_idle(projector: Projector) -> None:
+    started = time.perf_counter()
+    if projector.checkpoint_logged():
+        log.info("checkpointed the working file while idle in %.2f s", time.perf_counter() - started)
 
 
 def _derive_and_publish(projector: Projector, snapshot: Path, checkpoints: SlotCheckpoints | None = None

@@ -35,6 +35,10 @@ CHECKPOINT_THRESHOLD = "256MB"
 16 MB). An incremental derive logs a few MB; with the default, every few derives paid a
 checkpoint of the working file (0.2-0.3 s at 1M touches) at commit. Closing the projector
 still checkpoints. The snapshot slots follow ``publish.SLOT_WAL_LIMIT``."""
+IDLE_CHECKPOINT = 16 * 2**20
+"""A follower that finds nothing new checkpoints the working file once its write-ahead log
+is this large (bytes, DuckDB's default threshold): the next burst of events then pays no
+checkpoint inside its derive (2.5-9 s at 1M touches with a 256 MB log, measured)."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,16 @@ class Projector:
             return None
         erased = self.con.execute("SELECT count(*) FROM internal.erasures WHERE position > ?", [derived]).fetchone()[0]
         return None if erased else derived
+
+    def checkpoint_logged(self, limit: int | None = None) -> bool:
+        """Fold the write-ahead log into the file if it is larger than ``limit`` bytes
+        (default ``IDLE_CHECKPOINT``; a follower calls this when it finds nothing new);
+        whether it did."""
+        wal = self.path.with_name(self.path.name + ".wal")
+        if not wal.exists() or wal.stat().st_size <= (IDLE_CHECKPOINT if limit is None else limit):
+            return False
+        self.con.execute("CHECKPOINT")
+        return True
 
     def close(self) -> None:
         self.con.close()

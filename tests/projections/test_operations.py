@@ -137,6 +137,29 @@ def test_follow_polls_again_at_once_after_a_cycle_that_loaded_something(
     assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(7,)]
 
 
+def test_an_idle_follower_folds_a_large_write_ahead_log_into_the_working_file(
+        sqlite_store: EventStore, paths: ProjectionPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle that finds nothing checkpoints the working file once its log passes the limit,
+    so the next burst's derive pays no checkpoint; the projection reads the same after."""
+    from journey.projections import projector as projecting
+
+    monkeypatch.setattr(projecting, "IDLE_CHECKPOINT", 0)
+    wal = paths.working.with_name(paths.working.name + ".wal")
+    stop = threading.Event()
+    seen: list[tuple[int, bool]] = []
+
+    def on_cycle(result: object) -> None:
+        seen.append((result.read, wal.exists()))  # type: ignore[attr-defined]
+        if len(seen) == 3:
+            stop.set()
+
+    append(sqlite_store, *calls(5))
+    operations.follow(sqlite_store, paths, PSEUDONYMS, interval=0.01, stop=stop, on_cycle=on_cycle)
+    # the first cycle loads and derives (its log stays), the second finds nothing and folds it in
+    assert seen == [(5, True), (0, True), (0, False)]
+    assert query(paths.snapshot, "SELECT count(*) FROM touchpoints")[1] == [(5,)]
+
+
 def test_as_of_build_goes_to_its_own_file(sqlite_store: EventStore, paths: ProjectionPaths, tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
