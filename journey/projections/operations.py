@@ -16,10 +16,11 @@ from pathlib import Path
 from threading import Event
 
 from journey.errors import ProjectionError
-from journey.projections.projector import CatchUp, Projector
+from journey.projections.projector import CatchUp, Derived, Projector
 from journey.crypto.pseudonym import Pseudonymiser
 from journey.projections.stage_model import load_stage_model
-from journey.projections.publish import SLOT_WAL_BACKGROUND, Published, is_published, projector_lock, publish
+from journey.projections.publish import SLOT_WAL_BACKGROUND, is_published, projector_lock, publish
+from journey.projections.publish_behind import Finished, PublishBehind
 from journey.projections.slot_checkpoints import SlotCheckpoints
 from journey.store.event_store import EventStore
 
@@ -89,13 +90,15 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
     poll), a cycle that found nothing by a pause of ``interval`` seconds (after folding
     the working file's write-ahead log into it if it is large: ``Projector.checkpoint_logged``,
     so a burst does not pay the checkpoint inside its derive). Poison events
-    go to ``dead_letters`` and the rest goes on; the snapshot is republished after every
-    cycle that loaded something, and such a cycle logs one INFO line: events read, new
-    position, store head, lag, and the seconds spent loading, deriving and publishing."""
+    go to ``dead_letters`` and the rest goes on. Each derive is published while the next
+    cycle loads and derives (``publish_behind``); each cycle that loaded something logs one
+    INFO line once its publish is done: events read, new position, store head, lag, and
+    the seconds spent loading, deriving and publishing."""
     stop = stop or Event()
     with projector_lock(paths.working), _stop_on_signals(stop):
         projector = _projector(store, paths.working, pseudonyms, paths)
         checkpoints = SlotCheckpoints(SLOT_WAL_BACKGROUND)
+        behind: PublishBehind[_Cycle] = PublishBehind(projector.con, paths.snapshot, checkpoints)
         log.info("following the event store from position %s; Ctrl-C or SIGTERM stops", projector.position)
         try:
             while not stop.is_set():
@@ -103,19 +106,45 @@ def follow(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,
                 for poison in result.poison:
                     log.warning("position %s (%s) sent to dead_letters: %s",
                                 poison.position, poison.event_id, poison.reason)
-                deriving, publishing = _derive_and_publish(projector, paths.snapshot, checkpoints)
-                if result.read:
-                    _log_cycle(result, store.position(), projector, deriving, publishing)
-                elif publishing is not None:
-                    log.info("published position %s to %s", projector.position, paths.snapshot)
+                _cycle(projector, behind, result, store.position())
                 if on_cycle:
                     on_cycle(result)
                 if not result.read:  # caught up: tidy the working file, poll again after the interval
+                    _log_cycle(behind.finish())
                     _checkpoint_idle(projector)
                     stop.wait(interval)
         finally:
-            checkpoints.wait()
-            projector.close()
+            try:
+                _log_cycle(behind.finish())
+            finally:
+                checkpoints.wait()
+                projector.close()
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    """What a follower's cycle did before its publish (logged when the publish is done)."""
+
+    result: CatchUp
+    head: int
+    derived: Derived | None
+    deriving: float
+
+
+def _cycle(projector: Projector, behind: PublishBehind[_Cycle], result: CatchUp, head: int) -> None:
+    """Derive if the base moved on and publish that derive behind (after the publish in
+    flight); with nothing to derive, publish here if the snapshot does not show the last derive."""
+    if behind.running and projector.derives_in_full():
+        _log_cycle(behind.finish())  # a full derive replaces the logs that publish prunes
+    started = time.perf_counter()
+    derived = projector.derive()
+    deriving = time.perf_counter() - started
+    _log_cycle(behind.finish())
+    if derived:
+        behind.start(_Cycle(result, head, projector.last_derive, deriving))
+    elif not is_published(projector.con, behind.snapshot):
+        publish(projector.con, behind.snapshot, behind.checkpoints)
+        log.info("published position %s to %s", projector.position, behind.snapshot)
 
 
 def _checkpoint_idle(projector: Projector) -> None:
@@ -124,29 +153,19 @@ def _checkpoint_idle(projector: Projector) -> None:
         log.info("checkpointed the working file while idle in %.2f s", time.perf_counter() - started)
 
 
-def _derive_and_publish(projector: Projector, snapshot: Path, checkpoints: SlotCheckpoints | None = None
-                        ) -> tuple[float, tuple[float, Published] | None]:
-    """Derive if the base moved on, publish if it did (or nothing is published yet):
-    the seconds each took (publishing None: not published)."""
-    started = time.perf_counter()
-    derived = projector.derive()
-    deriving = time.perf_counter() - started
-    if not (derived or not is_published(projector.con, snapshot)):
-        return deriving, None
-    started = time.perf_counter()
-    published = publish(projector.con, snapshot, checkpoints)
-    return deriving, (time.perf_counter() - started, published)
-
-
-def _log_cycle(result: CatchUp, head: int, projector: Projector, deriving: float,
-               publishing: tuple[float, Published] | None) -> None:
-    derived = projector.last_derive
+def _log_cycle(finished: Finished[_Cycle] | None) -> None:
+    if finished is None:
+        return
+    cycle, published = finished.context, finished.published
+    if not cycle.result.read:
+        log.info("published position %s to %s", cycle.result.position, published.slot.name)
+        return
+    derived = cycle.derived
     how = "in full" if derived is None or derived.since is None else f"{derived.customers:,} customers"
-    seconds, published = publishing if publishing is not None else (0.0, None)
-    copied = "" if published is None else (" (whole copy)" if published.full else " (changes only)")
+    copied = " (whole copy)" if published.full else " (changes only)"
     log.info("read %s events to position %s; store head %s, lag %s events; load %.2f s, "
-             "derive %.2f s (%s), publish %.2f s%s", result.read, result.position, head,
-             head - result.position, result.seconds, deriving, how, seconds, copied)
+             "derive %.2f s (%s), publish %.2f s%s", cycle.result.read, cycle.result.position, cycle.head,
+             cycle.head - cycle.result.position, cycle.result.seconds, cycle.deriving, how, finished.seconds, copied)
 
 
 def rebuild(store: EventStore, paths: ProjectionPaths, pseudonyms: Pseudonymiser,

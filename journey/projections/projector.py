@@ -221,6 +221,10 @@ class Projector:
         self.last_derive = Derived(since, customers)
         return True
 
+    def derives_in_full(self) -> bool:
+        """Whether the next derive (if the base moved on) is a full one."""
+        return self._incremental_from(self.derived_position()) is None
+
     def _incremental_from(self, derived: int) -> int | None:
         """The position an incremental derive can start from, or None for a full one."""
         if derived < 0:

@@ -28,7 +28,8 @@ from journey.projections.kept import customers_in
 from journey.projections.schema import ANALYST_TABLES
 from journey.projections.slot_checkpoints import SlotCheckpoints
 
-__all__ = ["OUTPUT", "SLOT_WAL_BACKGROUND", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status", "is_published", "projector_lock", "publish", "query", "slot_paths"]
+__all__ = ["OUTPUT", "SLOT_WAL_BACKGROUND", "SNAPSHOT", "Published", "data_now", "open_snapshot", "projection_status",
+           "is_published", "projector_lock", "publish", "publish_pinned", "query", "slot_paths"]
 
 SNAPSHOT = "snapshot"
 """The catalog name the published projection has on every reader's connection."""
@@ -117,18 +118,54 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path, checkpoints: SlotChe
     the background (see ``slot_checkpoints``); the next publish waits for it first."""
     if checkpoints is not None:
         checkpoints.wait()
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    slots = slot_paths(snapshot)
-    current = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else None
-    target = slots[1] if current == slots[0].name else slots[0]
-    other = slots[0] if target == slots[1] else slots[1]
+    target, other = _target(snapshot)
     number = derive_number(con)
     generation = _published(con, target)
+    con.execute(CHANGES_DDL)
     changed, every = _changes_since(con, generation)
     result = None if (generation is None or every) else _update(con, target, changed, generation)
     if result is None:
         _copy(con, target)
         result = Published(target, True, 0)
+    _point_at(con, snapshot, target, other, number, checkpoints)
+    return result
+
+
+def publish_pinned(cursor: duckdb.DuckDBPyConnection, snapshot: Path,
+                   checkpoints: SlotCheckpoints | None = None) -> Published | None:
+    """``publish`` from a cursor whose transaction is pinned at the derive to publish (it
+    has read the working file; see ``publish_behind``), while the connection it came from
+    loads and derives the next batch: what it reads is that derive's, whatever commits
+    meanwhile. Only an update of the slot is made this way; when the slot needs a whole
+    copy (new, stale, or held by a reader) it returns None, having written nothing, and the
+    caller publishes again with ``publish``."""
+    if checkpoints is not None:
+        checkpoints.wait()
+    target, other = _target(snapshot)
+    number = derive_number(cursor)
+    generation = _published(cursor, target)
+    changed, every = _changes_since(cursor, generation)  # the derive made the table: no DDL here
+    result = None if (generation is None or every) else _update(cursor, target, changed, generation, pinned=True)
+    if result is None:
+        cursor.rollback()
+        return None
+    _point_at(cursor, snapshot, target, other, number, checkpoints)
+    return result
+
+
+def _target(snapshot: Path) -> tuple[Path, Path]:
+    """The slot to write (the one the link is not on) and the other one."""
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    slots = slot_paths(snapshot)
+    current = Path(os.readlink(snapshot)).name if snapshot.is_symlink() else None
+    target = slots[1] if current == slots[0].name else slots[0]
+    return target, (slots[0] if target == slots[1] else slots[1])
+
+
+def _point_at(con: duckdb.DuckDBPyConnection, snapshot: Path, target: Path, other: Path, number: int,
+              checkpoints: SlotCheckpoints | None) -> None:
+    """Record what ``target`` holds, move the link to it, then deal with the other slot:
+    removed if stale, else checkpointed behind (a follower's), and prune the logs."""
     con.execute("INSERT OR REPLACE INTO internal.meta VALUES (?, ?)", [_SLOT_KEY + target.name, str(number)])
     link = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
     link.unlink(missing_ok=True)
@@ -145,7 +182,6 @@ def publish(con: duckdb.DuckDBPyConnection, snapshot: Path, checkpoints: SlotChe
     if _has_log(con):
         for table in LOGS:
             con.execute(f"DELETE FROM {table} WHERE derive <= ?", [kept])
-    return result
 
 
 def is_published(con: duckdb.DuckDBPyConnection, snapshot: Path) -> bool:
@@ -171,7 +207,6 @@ def _published(con: duckdb.DuckDBPyConnection, slot: Path) -> int | None:
 
 def _changes_since(con: duckdb.DuckDBPyConnection, generation: int | None) -> tuple[list[str | None], bool]:
     """The customers derived again after derive ``generation``, and whether a full derive came since."""
-    con.execute(CHANGES_DDL)
     if generation is None:
         return [], False
     rows = con.execute("SELECT DISTINCT customer_id, every FROM internal.derive_changes WHERE derive > ?",
@@ -208,14 +243,15 @@ JOIN published_dirty d ON d.customer_id IS NOT DISTINCT FROM l.customer_id AND d
 
 
 def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None],
-            generation: int) -> Published | None:
-    """Apply the changes to ``slot`` in one transaction; None when a reader holds it
-    (or the working file keeps no touchpoint log yet: a whole copy then)."""
+            generation: int, *, pinned: bool = False) -> Published | None:
+    """Apply the changes to ``slot`` in one transaction (``pinned``: the one ``con`` is in,
+    committed here); None when a reader holds it (or the working file keeps no touchpoint
+    log yet: a whole copy then)."""
     if not _has_log(con):
         return None
     try:
         con.execute(f"ATTACH {_quote(slot)} AS snapshot")
-    except duckdb.Error:
+    except duckdb.Error:  # (a pinned transaction is aborted with it: the caller rolls back)
         return None
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE published_changes AS SELECT unnest($1::VARCHAR[]) AS customer_id",
@@ -225,7 +261,8 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
                     "WHERE derive > ?", [generation])
         unchanged = _unchanged_since(con, generation)
-        con.begin()
+        if not pinned:
+            con.begin()
         try:
             for table in ANALYST_TABLES:
                 if table in unchanged:
