@@ -6,9 +6,12 @@ its own process while a producer appends touches to the same SQLite store at a s
 rate (batches every 0.1 s) for ``--seconds``. A reader watches the published snapshot
 (its link and modification time every 10 ms; the position through
 ``journey.projections.freshness`` when it changed) and records when each batch became
-visible. Latency = visible - committed, per batch; medians and p95 printed.
+visible. Latency = visible - committed, per batch; medians and p95 printed. Then (unless
+``--no-check``) the store is projected again from empty into a file of its own and every
+analyst table of the follower's last snapshot is compared with it (bench/late_touches.py's
+check: a difference fails the benchmark).
 
-Run:  python bench/follow_latency.py [--touches 1000000] [--rate 500] [--seconds 60] [--projected DIR]
+Run:  python bench/follow_latency.py [--touches 1000000] [--rate 500] [--seconds 60] [--projected DIR] [--no-check]
 
 ``--projected DIR``: the projection to follow (default BENCH_DIR/late-N/projected). To measure
 an earlier commit, run this script with that worktree's Python (its follower imports its code)
@@ -43,6 +46,18 @@ def follower(store_path: str, working: str, snapshot: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     follow(EventStore(open_sqlite(store_path)), ProjectionPaths(Path(working), Path(snapshot)),
            Pseudonymiser(SECRET), interval=0.1)
+
+
+def rebuild(store_path: str, directory: str) -> None:
+    """The whole store projected from empty (catch-up, derive, publish) into ``directory``."""
+    from journey.crypto.pseudonym import Pseudonymiser
+    from journey.projections.operations import ProjectionPaths, catch_up
+    from journey.store.event_store import EventStore
+    from journey.store.sqlite import open_sqlite
+
+    catch_up(EventStore(open_sqlite(store_path)),
+             ProjectionPaths(Path(directory) / "working.duckdb", Path(directory) / "snapshot.duckdb"),
+             Pseudonymiser(SECRET))
 
 
 def produce(store_path: str, rate: int, seconds: float, committed: list[tuple[int, float]],
@@ -107,10 +122,15 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--follower", nargs=3)
+    parser.add_argument("--rebuild", nargs=2)
+    parser.add_argument("--no-check", action="store_true", help="skip comparing the snapshot with a rebuild")
     parser.add_argument("--projected", help="the projected directory to copy (working file and snapshot slots)")
     args = parser.parse_args()
     if args.follower:
         follower(*args.follower)
+        return
+    if args.rebuild:
+        rebuild(*args.rebuild)
         return
     work = work_dir()  # BENCH_DIR, as bench/late_touches.py
     projected = Path(args.projected) if args.projected else work / f"late-{args.touches}" / "projected"
@@ -150,6 +170,15 @@ def main() -> None:
     print(f"event-to-visible latency over {len(latencies)} batches: median {statistics.median(latencies):.2f} s, "
           f"p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f} s, max {latencies[-1]:.2f} s "
           f"({len(committed) - len(latencies)} batches never seen)")
+    if not args.no_check:
+        from late_touches import check
+
+        rebuilt = run / "rebuilt"
+        shutil.rmtree(rebuilt, ignore_errors=True)
+        subprocess.run([sys.executable, __file__, "--rebuild", str(store_path), str(rebuilt)], check=True)
+        result = check(str(run / "snapshot.duckdb"), str(rebuilt / "snapshot.duckdb"))
+        print(f"check: every analyst table ({result['tables']} tables, {result['events']:,} rows) of the "
+              "follower's last snapshot equals a rebuild's from empty")
 
 
 if __name__ == "__main__":
