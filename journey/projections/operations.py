@@ -133,15 +133,21 @@ class _Cycle:
 
 def _cycle(projector: Projector, behind: PublishBehind[_Cycle], result: CatchUp, head: int) -> None:
     """Derive if the base moved on and publish that derive behind (after the publish in
-    flight); with nothing to derive, publish here if the snapshot does not show the last derive."""
+    flight; a full derive is published here, whole); with nothing to derive, publish here
+    if the snapshot does not show the last derive."""
     if behind.running and projector.derives_in_full():
         _log_cycle(behind.finish())  # a full derive replaces the logs that publish prunes
     started = time.perf_counter()
     derived = projector.derive()
     deriving = time.perf_counter() - started
     _log_cycle(behind.finish())
-    if derived:
-        behind.start(_Cycle(result, head, projector.last_derive, deriving))
+    cycle = _Cycle(result, head, projector.last_derive, deriving)
+    if derived and cycle.derived is not None and cycle.derived.since is not None:
+        behind.start(cycle)
+    elif derived:  # in full (an erasure, say): copied whole at once, not a cycle later
+        started = time.perf_counter()
+        published = publish(projector.con, behind.snapshot, behind.checkpoints)
+        _log_cycle(Finished(cycle, time.perf_counter() - started, published))
     elif not is_published(projector.con, behind.snapshot):
         publish(projector.con, behind.snapshot, behind.checkpoints)
         log.info("published position %s to %s", projector.position, behind.snapshot)

@@ -90,6 +90,45 @@ def referral_credit(con) -> list[tuple[str, str, str, str]]:
                      "FROM touchpoints WHERE type = 'referred_friend'")
 
 
+def test_a_follower_publishes_the_forgetting_at_once_and_leaves_no_slot_with_the_customer(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """In follow mode the erasure's derive (in full) is published whole in its own cycle,
+    not behind the next one, and the slot that still held the customer is removed."""
+    import threading
+
+    from journey.projections import operations
+    from journey.projections.operations import ProjectionPaths
+    from journey.projections.publish import query, slot_paths
+    from tests.conftest import make_keys, make_recorder
+    from tests.stores import sealed
+
+    store = sealed(make_recorder("sqlite", tmp_path, request), make_keys("sqlite", tmp_path, request))
+    clinic(store)
+    paths = ProjectionPaths(tmp_path / "projection.duckdb", tmp_path / "analytics.duckdb")
+    anna = PSEUDONYMS.key("customer_id", "CRM-ANNA-77")
+    stop = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def anna_rows() -> int:
+        return query(paths.snapshot, f"SELECT count(*) FROM customers WHERE customer_id = '{anna}'")[1][0][0]
+
+    def on_cycle(result: object) -> None:
+        read = result.read  # type: ignore[attr-defined]
+        if read:
+            seen.append((read, anna_rows()))
+        if len(seen) == 1 and read:  # both slots published, then an increment, then the erasure
+            append(store, touch("visit", "late-boris", occurred_at=at(3200), customer={"customer_id": "CRM-BORIS-88"}))
+        elif len(seen) == 2 and read:
+            forget(store, parse_reference("CRM-ANNA-77", store), note="patient request")
+        elif len(seen) == 3:
+            stop.set()
+
+    operations.follow(store, paths, PSEUDONYMS, interval=0.01, stop=stop, on_cycle=on_cycle)
+    assert [anna for _, anna in seen] == [1, 1, 0]  # gone from the snapshot in the erasure's own cycle
+    remaining = [slot for slot in slot_paths(paths.snapshot) if slot.exists()]
+    assert remaining == [paths.snapshot.resolve()]  # the slot that held Anna is removed
+
+
 def test_the_event_store_file_holds_no_personal_data(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from tests.conftest import make_keys, make_recorder
     from tests.stores import sealed
