@@ -77,8 +77,11 @@ class EventStore:
         """
         touches = submissions if isinstance(submissions, Touches) else Touches.of(submissions)
         when = (recorded_at or datetime.now(timezone.utc)).isoformat()
-        for _attempt in range(_RETRIES):
-            fresh, duplicates, conflicts = self._classify(touches)
+        for attempt in range(_RETRIES + 1):
+            # first try without looking the batch's ids up in the store (a new batch, the
+            # usual case: the lookup cost ~0.7 µs of the append's ~7.7 µs a touch); the
+            # insert fails whole if one is stored already, and the next attempts look
+            fresh, duplicates, conflicts = self._classify(touches, look_up=attempt > 0)
             rows = self.mapper.stored_rows(touches, fresh, when)
             accepted_ids = touches.event_ids if fresh is None else [touches.event_ids[i] for i in fresh]
             if tracking is not None and self.recorder.has_tracking_id(
@@ -93,7 +96,7 @@ class EventStore:
                     tracking,
                 )
             except IntegrityError:
-                continue  # another writer stored one of these meanwhile: classify again
+                continue  # stored already (by an earlier ingest or another writer): classify again
             return AppendOutcome(
                 accepted=len(rows),
                 duplicates=duplicates,
@@ -105,9 +108,9 @@ class EventStore:
             "storing the same event_ids; retry the ingest (nothing of this batch was stored)"
         )
 
-    def _classify(self, touches: Touches) -> tuple[list[int] | None, int, list[Rejection]]:
+    def _classify(self, touches: Touches, *, look_up: bool = True) -> tuple[list[int] | None, int, list[Rejection]]:
         """The positions of the batch's touches to store (None: all of them), how many
-        are duplicates (of the batch's or the store's), and the conflicts."""
+        are duplicates (of the batch's or, with ``look_up``, the store's), and the conflicts."""
         ids = touches.event_ids
         duplicates = 0
         conflicts: list[Rejection] = []
@@ -124,7 +127,7 @@ class EventStore:
                     conflicts.append(_conflict(touches, position, orjson.loads(touches.content[earlier])))
             firsts = list(first_of.values())
         candidates = range(len(ids)) if firsts is None else firsts
-        stored = self.recorder.select_streams([stream_id(ids[i]) for i in candidates])
+        stored = self.recorder.select_streams([stream_id(ids[i]) for i in candidates]) if look_up else {}
         if not stored:
             return firsts, duplicates, conflicts
         fresh = []
