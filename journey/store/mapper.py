@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -14,7 +14,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from journey.domain.events import Recorded, recorded_class, stream_id
-from journey.store.batch import StoredRows, Touches
+from journey.store.batch import StoredRows, Submission, Touches
 
 if TYPE_CHECKING:
     from journey.crypto.sealer import Sealer
@@ -80,6 +80,15 @@ class JourneyMapper(Mapper[str]):
         if self._sealing:
             states = [self._seal(state) for state in states]
         return StoredRows(list(map(stream_id, event_ids)), topics, states)
+
+    def stored_touches(
+        self, touches: Iterable[tuple[str, str, bytes, bytes | None]], recorded_at: str
+    ) -> list[StoredEvent]:
+        """Stored events of ``(type, event_id, touch JSON, sealed JSON or None)``, all
+        recorded at once: ``stored_rows`` for callers that hold touches one by one."""
+        submissions = [Submission(event_id, type_, plain, "", "", b"", sealed)
+                       for type_, event_id, plain, sealed in touches]
+        return list(self.stored_rows(Touches.of(submissions), None, recorded_at))
 
     def _head(self, cls: type[Recorded], recorded_at: str) -> tuple[str, bytes]:
         """A stored event class's topic, and what follows the touch in its stored state."""
