@@ -33,6 +33,17 @@ def measure(script: str, kind: str, *arguments: str) -> Result:
 def prefer_code(directory: str) -> None:
     """Import ``journey`` from ``directory`` (a worktree of an earlier commit: the "before"
     peer) instead of the editable install; call before the first ``import journey``."""
+    path = os.environ.get("PYTHONPATH", "")
+    if path.split(os.pathsep)[0] != directory or os.environ.get("PYTHONSAFEPATH") != "1":
+        # Worker processes start from a fork server, an interpreter run with ``-c``: it
+        # does not take this sys.path and puts the working directory first. Run again
+        # with the directory first on PYTHONPATH and no working directory on the path
+        # (PYTHONSAFEPATH), which every process of the measurement inherits. Before,
+        # the "before" ingest's workers ran the checkout the benchmark was started in.
+        here = os.path.dirname(os.path.abspath(sys.argv[0]))  # this script's imports
+        os.execve(sys.executable, [sys.executable, *sys.argv], {
+            **os.environ, "PYTHONSAFEPATH": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, (directory, here, path)))})
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path.insert(0, directory)
 

@@ -60,6 +60,7 @@ def main() -> None:
     from journey.demo import generate_clinic
     from journey.ingest import pipeline
     from journey.ingest.sources import read_jsonl
+    from journey.store.batch import Packed
     from journey.store.event_store import EventStore
 
     gc.set_threshold(200_000, 50, 1000)  # as the ingest sets it
@@ -101,12 +102,12 @@ def main() -> None:
         home.mkdir()
         sealer = sealer_in(home)
         start = time.process_time()
-        sealed = [sealer.seal_all([a[3] for a in c[0]], ids) for c, ids in zip(checked, identifiers)]
+        sealed = [sealer.seal_all(c.content.items(), ids) for c, ids in zip(checked, identifiers)]
         fresh.append(time.process_time() - start)
     stages["seal, new keys"] = min(fresh) / n * 1e6
     stages["seal, known keys"] = cpu_per_touch(
-        lambda: [sealer.seal_all([a[3] for a in c[0]], ids) for c, ids in zip(checked, identifiers)], n, args.runs)
-    ready = [([(*a[:4], s) for a, s in zip(c[0], ss)], c[1]) for c, ss in zip(checked, sealed)]
+        lambda: [sealer.seal_all(c.content.items(), ids) for c, ids in zip(checked, identifiers)], n, args.runs)
+    ready = [c._replace(sealed=Packed.of(ss)) for c, ss in zip(checked, sealed)]
     by_batch = [records[i:i + BATCH] for i in range(0, n, BATCH)]
 
     def write() -> None:

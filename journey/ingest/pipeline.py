@@ -8,12 +8,14 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import time
+from sys import intern
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import chain, islice
+from typing import NamedTuple
 
 import orjson
 
@@ -23,7 +25,8 @@ from journey.domain.touch import check_touch
 from journey.errors import InvalidTouchError
 from journey.ingest.sources import RawRecord
 from journey.limits import MAX_RECORD_BYTES
-from journey.store.event_store import EventStore, Submission
+from journey.store.batch import Packed, Touches
+from journey.store.event_store import EventStore
 from journey.store.records import Rejection
 
 __all__ = ["IngestSummary", "Ingestor", "RetrySummary"]
@@ -70,9 +73,19 @@ def _event_id_of(raw: bytes) -> str | None:
     return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 200 else None
 
 
-Checked = tuple[list[tuple[int, str, str, bytes, bytes | None]], list[tuple[int, str, str, str | None]]]
-"""Per batch: accepted ``(index, event_id, type, content, sealed content or None)`` and
-rejected ``(index, code, reason, event_id)``; small and cheap to send between processes."""
+class Checked(NamedTuple):
+    """A validated batch, as a worker returns it: a few objects, not one per touch.
+    Accepted touches in columns (their positions in the batch, ids, types, canonical
+    JSON joined, and the sealed JSON joined when the worker sealed them); rejected
+    ones as ``(position, code, reason, event_id)``."""
+
+    index: list[int]
+    event_ids: list[str]
+    types: list[str]
+    content: Packed
+    sealed: Packed | None
+    rejected: list[tuple[int, str, str, str | None]]
+
 
 _FEW_COLLECTIONS = (200_000, 50, 1000)
 """gc thresholds while ingesting (see ``_few_collections``)."""
@@ -99,30 +112,35 @@ def check_and_seal(raws: Sequence[bytes], default_region: str | None, max_bytes:
     """In a worker: validate a batch, then seal its accepted touches with this
     worker's sealer, so the writing process only appends."""
     identifiers: list[tuple[tuple[str, str], ...] | None] = []
-    accepted, rejected = check(raws, default_region, max_bytes, identifiers=identifiers)
-    if _worker_sealer is not None and accepted:
-        sealed = _worker_sealer.seal_all([a[3] for a in accepted], identifiers)
-        accepted = [(*a[:4], s) for a, s in zip(accepted, sealed)]
-    return accepted, rejected
+    checked = check(raws, default_region, max_bytes, identifiers=identifiers)
+    if _worker_sealer is None or not checked.index:
+        return checked
+    return checked._replace(sealed=Packed.of(_worker_sealer.seal_all(checked.content.items(), identifiers)))
 
 
 def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int, *,
           identifiers: list[tuple[tuple[str, str], ...] | None] | None = None) -> Checked:
     """Validate a batch of raw records. A pure function, so it can run in a worker.
     ``identifiers`` (a list) gets each accepted touch's customer identifiers, for sealing."""
-    accepted: list[tuple[int, str, str, bytes, bytes | None]] = []
+    index: list[int] = []
+    event_ids: list[str] = []
+    types: list[str] = []
+    content: list[bytes] = []
     rejected: list[tuple[int, str, str, str | None]] = []
-    for index, raw in enumerate(raws):
+    for position, raw in enumerate(raws):
         try:
             touch = check_touch(raw, default_region=default_region, max_bytes=max_bytes)
         except InvalidTouchError as error:
             event_id = None if error.code == "oversized" else _event_id_of(raw)
-            rejected.append((index, error.code, error.reason, event_id))
+            rejected.append((position, error.code, error.reason, event_id))
         else:
-            accepted.append((index, touch.event_id, touch.type, touch.content, None))
+            index.append(position)
+            event_ids.append(touch.event_id)
+            types.append(intern(touch.type))  # one object a type: pickled once a batch
+            content.append(touch.content)
             if identifiers is not None:
                 identifiers.append(touch.identifiers)
-    return accepted, rejected
+    return Checked(index, event_ids, types, Packed.of(content), None, rejected)
 
 
 @contextmanager
@@ -144,17 +162,15 @@ def _batches(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord
         yield batch
 
 
-def _assemble(batch: Sequence[RawRecord], checked: Checked) -> tuple[list[Submission], list[Rejection]]:
-    accepted, rejected = checked
-    submissions = []
-    for index, event_id, type_, content, sealed in accepted:
-        record = batch[index]
-        submissions.append(Submission(event_id, type_, content, record.source, record.locator, record.raw, sealed))
+def _assemble(batch: Sequence[RawRecord], checked: Checked) -> tuple[Touches, list[Rejection]]:
+    """The batch's touches for the store (columns, pointing back at ``batch``) and its
+    rejections."""
+    touches = Touches(checked.event_ids, checked.types, checked.content, checked.sealed, batch, checked.index)
     rejections = []
-    for index, code, reason, event_id in rejected:
-        record = batch[index]
+    for position, code, reason, event_id in checked.rejected:
+        record = batch[position]
         rejections.append(Rejection(record.source, record.locator, record.raw, code, reason, event_id))
-    return submissions, rejections
+    return touches, rejections
 
 
 class Ingestor:
@@ -182,13 +198,13 @@ class Ingestor:
         self.workers = workers
         self.sealing = sealing
 
-    def validate(self, batch: Sequence[RawRecord]) -> tuple[list[Submission], list[Rejection]]:
+    def validate(self, batch: Sequence[RawRecord]) -> tuple[Touches, list[Rejection]]:
         """Validate a batch here, in this process."""
         return _assemble(batch, check([r.raw for r in batch], self.default_region, self.max_record_bytes))
 
     def validated(
         self, batches: Iterable[list[RawRecord]], *, stream: bool = False
-    ) -> Iterator[tuple[list[RawRecord], tuple[list[Submission], list[Rejection]]]]:
+    ) -> Iterator[tuple[list[RawRecord], tuple[Touches, list[Rejection]]]]:
         """Validated (and, with workers and ``sealing``, sealed) batches in input
         order. With ``workers >= 1`` and more than one batch of input, the work runs
         in worker processes, up to ``2 * workers`` batches ahead, while the caller
@@ -252,7 +268,7 @@ class Ingestor:
             summary.skipped_conflicts += len(entries) - len(retry)
             records = [RawRecord(e.rejection.source, e.rejection.locator, e.rejection.raw) for e in retry]
             checked = check([r.raw for r in records], self.default_region, self.max_record_bytes)
-            fixed = [retry[index].id for index, *_ in checked[0]]
+            fixed = [retry[position].id for position in checked.index]
             accepted, rejected = _assemble(records, checked)
             outcome = self.store.append(accepted, resolves=fixed)
             summary.retried += len(retry)

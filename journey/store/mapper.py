@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -14,6 +14,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from journey.domain.events import Recorded, recorded_class, stream_id
+from journey.store.batch import StoredRows, Submission, Touches
 
 if TYPE_CHECKING:
     from journey.crypto.sealer import Sealer
@@ -52,38 +53,48 @@ class JourneyMapper(Mapper[str]):
 
     def stored(self, cls: type[Recorded], stream: str, touch_json: bytes, recorded_at: str) -> StoredEvent:
         """The stored event of a touch given as canonical JSON bytes."""
-        topic = self._topics.get(cls) or self._topics.setdefault(cls, get_topic(cls))
-        tail = b'"}' if cls.class_version == 1 else f'","class_version":{cls.class_version}}}'.encode()
-        state = b'{"touch":' + touch_json + b',"recorded_at":"' + recorded_at.encode() + tail
+        topic, tail = self._head(cls, recorded_at)
+        state = b'{"touch":' + touch_json + tail
         return StoredEvent(stream, 1, topic, self._seal(state))
+
+    def stored_rows(self, touches: Touches, fresh: Sequence[int] | None, recorded_at: str) -> StoredRows:
+        """The stored rows of the ``fresh`` touches of a batch (None: all of them), all
+        recorded at once. Touches an ingest worker sealed are stored as sealed; the
+        others are sealed here (when this store seals).
+
+        The ingest hot path: columns in, columns out, no object per touch."""
+        if touches.stored is not None:
+            bodies = touches.stored.items()
+        else:
+            bodies = touches.content.items()
+        event_ids, types = touches.event_ids, touches.types
+        if fresh is not None:
+            bodies = [bodies[i] for i in fresh]
+            event_ids = [event_ids[i] for i in fresh]
+            types = [types[i] for i in fresh]
+        if touches.stored is None and self.sealer is not None and bodies:
+            bodies = self.sealer.seal_all(bodies)
+        heads = {type_: self._head(recorded_class(type_), recorded_at) for type_ in set(types)}
+        topics = [heads[type_][0] for type_ in types]
+        states = [b'{"touch":' + body + heads[type_][1] for body, type_ in zip(bodies, types)]
+        if self._sealing:
+            states = [self._seal(state) for state in states]
+        return StoredRows(list(map(stream_id, event_ids)), topics, states)
 
     def stored_touches(
         self, touches: Iterable[tuple[str, str, bytes, bytes | None]], recorded_at: str
     ) -> list[StoredEvent]:
         """Stored events of ``(type, event_id, touch JSON, sealed JSON or None)``, all
-        recorded at once. A touch an ingest worker sealed already is stored as sealed;
-        the others are sealed here (when this store seals).
+        recorded at once: ``stored_rows`` for callers that hold touches one by one."""
+        submissions = [Submission(event_id, type_, plain, "", "", b"", sealed)
+                       for type_, event_id, plain, sealed in touches]
+        return list(self.stored_rows(Touches.of(submissions), None, recorded_at))
 
-        The batch form of ``stored``: the ingest hot path, so lookups are hoisted."""
-        touches = list(touches)
-        unsealed = [i for i, t in enumerate(touches) if t[3] is None]
-        if self.sealer is not None and unsealed:
-            sealed = self.sealer.seal_all([touches[i][2] for i in unsealed])
-            for i, text in zip(unsealed, sealed):
-                touches[i] = (*touches[i][:3], text)
-        at = recorded_at.encode()
-        heads: dict[str, tuple[str, bytes]] = {}
-        out = []
-        for type_, event_id, plain, sealed_json in touches:
-            touch_json = plain if sealed_json is None else sealed_json
-            head = heads.get(type_)
-            if head is None:
-                cls = recorded_class(type_)
-                tail = b'"}' if cls.class_version == 1 else f'","class_version":{cls.class_version}}}'.encode()
-                head = heads[type_] = (get_topic(cls), b',"recorded_at":"' + at + tail)
-            state = b'{"touch":' + touch_json + head[1]
-            out.append(StoredEvent(stream_id(event_id), 1, head[0], self._seal(state) if self._sealing else state))
-        return out
+    def _head(self, cls: type[Recorded], recorded_at: str) -> tuple[str, bytes]:
+        """A stored event class's topic, and what follows the touch in its stored state."""
+        topic = self._topics.get(cls) or self._topics.setdefault(cls, get_topic(cls))
+        tail = b'"}' if cls.class_version == 1 else f'","class_version":{cls.class_version}}}'.encode()
+        return topic, b',"recorded_at":"' + recorded_at.encode() + tail
 
     @property
     def _sealing(self) -> bool:

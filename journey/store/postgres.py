@@ -14,7 +14,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from journey.errors import ConfigurationError
-from journey.store._sql import QUARANTINE_COLUMNS, entry_from_row, rejection_row
+from journey.store._sql import QUARANTINE_COLUMNS, columns_of, entry_from_row, rejection_row
 from journey.store.recorder import ERASED_REASON, JourneyRecorder, Resolution, utcnow
 from journey.store.records import QuarantineEntry
 
@@ -63,15 +63,7 @@ class PostgresJourneyRecorder(PostgresProcessRecorder, JourneyRecorder):
         Same table lock, same NOTIFY, same RETURNING."""
         self._lock_table(curs)
         self._notify_channel(curs)
-        curs.execute(
-            self._insert_arrays,
-            (
-                [s.originator_id for s in stored_events],
-                [s.originator_version for s in stored_events],
-                [s.topic for s in stored_events],
-                [s.state for s in stored_events],
-            ),
-        )
+        curs.execute(self._insert_arrays, columns_of(stored_events))
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -12,7 +12,7 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
-from journey.store._sql import QUARANTINE_COLUMNS, entry_from_row, rejection_row
+from journey.store._sql import QUARANTINE_COLUMNS, entry_from_row, rejection_row, rows_of
 from journey.store.recorder import ERASED_REASON, JourneyRecorder, Resolution, utcnow
 from journey.store.records import QuarantineEntry
 
@@ -41,10 +41,7 @@ class SQLiteJourneyRecorder(SQLiteProcessRecorder, JourneyRecorder):
     ) -> Sequence[int] | None:
         # One executemany for the batch (the library inserts row by row to read
         # lastrowid); rowids of one write transaction are consecutive.
-        c.executemany(
-            self.insert_events_statement,
-            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events],
-        )
+        c.executemany(self.insert_events_statement, rows_of(stored_events))
         ids: list[int] = []
         if stored_events:
             c.execute("SELECT MAX(rowid) FROM stored_events")

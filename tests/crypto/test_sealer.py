@@ -60,9 +60,9 @@ def test_sealing_in_place_equals_sealing_field_by_field() -> None:
            for n, customer_id in enumerate(['Пациент "7"', "a\\b", "tab\there", "🦷-1", "x/y"])]
     raws = [orjson.dumps(r) for r in itertools.chain(itertools.islice(generate_clinic(seed=3, patients=300), 1500), odd)]
     identifiers: list = []
-    accepted, rejected = check(raws, None, 1 << 20, identifiers=identifiers)
-    assert not rejected and len(identifiers) == len(accepted) == len(raws)
-    contents = [a[3] for a in accepted]
+    checked = check(raws, None, 1 << 20, identifiers=identifiers)
+    assert not checked.rejected and len(identifiers) == len(checked.index) == len(raws)
+    contents = checked.content.items()
     fast_sealer = Sealer(InMemoryKeyStore(WRAP), PSEUDONYMS.key, POLICY)
     in_place = 0
     splice = fast_sealer._splice

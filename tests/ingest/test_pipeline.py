@@ -147,3 +147,64 @@ def test_a_small_ingest_starts_no_workers(monkeypatch) -> None:  # noqa: ANN001
     store = EventStore(InMemoryJourneyRecorder())
     lines = [raw(touch(event_id=f"s-{i}")) for i in range(300)]
     assert Ingestor(store, batch_size=5000, workers=2).ingest(records(*lines)).accepted == 300
+
+
+def _rows(recorder) -> list[tuple[str, int, str, bytes]]:  # noqa: ANN001
+    """Every stored row, ``recorded_at`` blanked (it is the time of the append)."""
+    import re
+
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute("SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid")
+        return [(i, v, t, re.sub(rb',"recorded_at":"[^"]*"', b',"recorded_at":""', bytes(s)))
+                for i, v, t, s in c.fetchall()]
+
+
+def test_stored_rows_are_what_the_touch_by_touch_mapping_stores(tmp_path) -> None:  # noqa: ANN001
+    """The columnar write path (worker batches, ``Touches``, ``StoredRows``) stores the
+    same bytes, in the same order, as sealing and mapping each touch on its own
+    (``Sealer.seal_all`` field by field, ``JourneyMapper.stored``): demo touches, every
+    example type, repeats and conflicts inside and across batches, invalid records; both
+    with sealing workers and in one process, against one key store (AES-SIV is
+    deterministic, so one key store seals alike)."""
+    import itertools
+
+    from journey.crypto.keys import SQLiteKeyStore
+    from journey.crypto.sealing import SealerSpec
+    from journey.demo import generate_clinic
+    from journey.domain.events import recorded_class
+    from journey.domain.touch import parse_touch
+    from journey.store.sqlite import open_sqlite
+    from tests.stores import WRAP, sealed
+    from tests.touches import PROPERTIES
+
+    demo = [orjson.dumps(r) for r in itertools.islice(generate_clinic(seed=5, patients=200), 900)]
+    examples = [raw(touch(t, event_id=f"x-{t}")) for t in [*PROPERTIES, "custom", "identity_link"]]
+    lines = [*demo[:300], *examples, demo[10], b"{broken", raw(touch(event_id="x-call", channel="web")),
+             *demo[300:], demo[5], *examples[:3]]
+    keys_path = tmp_path / "keys.sqlite"
+    spec = SealerSpec(f"sqlite:///{keys_path}", b"m" * 32, b"test-secret-0123456789abcdef")
+    by_path = {}
+    for name, workers in (("workers", 2), ("in-process", 0)):
+        store = sealed(open_sqlite(str(tmp_path / f"{name}.sqlite")), SQLiteKeyStore(str(keys_path), WRAP))
+        summary = Ingestor(store, batch_size=64, workers=workers, sealing=spec if workers else None).ingest(
+            records(*lines))
+        assert summary.accepted + summary.duplicates + summary.quarantined == summary.read == len(lines)
+        by_path[name] = (_rows(store.recorder), [(e.rejection.code, e.rejection.locator) for e in store.quarantine()])
+    reference = sealed(open_sqlite(str(tmp_path / "reference.sqlite")), SQLiteKeyStore(str(keys_path), WRAP))
+    expected, seen = [], set()
+    for line in lines:
+        try:
+            parsed = parse_touch(line)
+        except Exception:  # noqa: BLE001 - the invalid record
+            continue
+        if parsed.event_id in seen:
+            continue
+        seen.add(parsed.event_id)
+        body = reference.sealer.seal_all([parsed.content_json()])[0]  # type: ignore[attr-defined]
+        event = reference.mapper.stored(recorded_class(parsed.type), parsed.event_id, body, "")
+        expected.append((event.originator_id, 1, event.topic, event.state))
+    assert len(expected) == len(demo) + len(examples)
+    assert by_path["workers"][0] == by_path["in-process"][0] == expected
+    broken = 300 + len(examples) + 2
+    assert by_path["workers"][1] == by_path["in-process"][1] == [("bad_json", f"line {broken}"),
+                                                                   ("conflict", f"line {broken + 1}")]
