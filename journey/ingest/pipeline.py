@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
+import threading
 import time
 from sys import intern
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -94,13 +96,46 @@ _worker_sealer: Sealer | None = None
 """In a worker process: its own sealer (its own key-store connection), opened at start."""
 
 
-def _start_worker(spec: SealerSpec | None) -> None:
+_PARENT_CHECK_SECONDS = 1.0
+"""How often a worker checks that the ingest process it works for is still there."""
+
+
+def _start_worker(spec: SealerSpec | None, parent: int) -> None:
     global _worker_sealer
+    threading.Thread(target=_exit_without, args=(parent,), name="parent watch", daemon=True).start()
     _worker_sealer = spec.open() if spec is not None else None
     # a worker lives for one ingest: collect as rarely as the writer does (measured: the
     # default thresholds cost 8% of the encrypted rate, rescanning the worker's key caches)
     gc.freeze()
     gc.set_threshold(*_FEW_COLLECTIONS)
+
+
+def _exit_without(parent: int) -> None:
+    """In a worker: exit once the ingest process ``parent`` is gone. After a ``kill -9``
+    of it nothing else ends a worker: each holds both ends of the pool's task pipe (so it
+    waits for a task forever) and the fork server's liveness pipe (so the fork server, and
+    the resource tracker beside it, stay too): found after killed ingests left them
+    running, and tested."""
+    started = _start_time(parent)
+    while True:
+        time.sleep(_PARENT_CHECK_SECONDS)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # another user's process: the pid was reused
+            os._exit(0)
+        if started is not None and _start_time(parent) != started:  # reused by a process of ours
+            os._exit(0)
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: /proc), to tell it from a later one with its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def _ready() -> bool:
@@ -223,7 +258,7 @@ class Ingestor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["journey.ingest.pipeline"])
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(self.sealing,)) as pool:
+                                 initargs=(self.sealing, os.getpid())) as pool:
             if stream:  # start (and open the key stores of) every worker before consuming
                 for warm in [pool.submit(_ready) for _ in range(self.workers)]:
                     warm.result()

@@ -208,3 +208,55 @@ def test_stored_rows_are_what_the_touch_by_touch_mapping_stores(tmp_path) -> Non
     broken = 300 + len(examples) + 2
     assert by_path["workers"][1] == by_path["in-process"][1] == [("bad_json", f"line {broken}"),
                                                                    ("conflict", f"line {broken + 1}")]
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_a_killed_ingest_leaves_no_worker_or_fork_server_behind(tmp_path) -> None:  # noqa: ANN001
+    """``kill -9`` of an ingest with workers: its workers, the fork server and the resource
+    tracker all end (before, the workers waited for a task forever and kept the others)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lines = tmp_path / "touches.jsonl"
+    lines.write_bytes(b"".join(raw(touch("call", f"c{n}", customer={"customer_id": f"P{n % 997}"})) + b"\n"
+                               for n in range(100_000)))
+    env = {**os.environ, "JOURNEY_HOME": str(tmp_path / "home"), "JOURNEY_INGEST_WORKERS": "2"}
+    env.pop("JOURNEY_EVENT_STORE", None)
+    ingest = subprocess.Popen([sys.executable, "-m", "journey", "ingest", str(lines)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    helpers: set[int] = set()
+    while time.monotonic() < deadline and ingest.poll() is None:
+        children = _children(ingest.pid)
+        workers = [w for child in children for w in _children(child)]
+        if len(workers) >= 2:
+            helpers = {*children, *workers}
+            break
+        time.sleep(0.01)
+    assert ingest.poll() is None and helpers, "the ingest ended before its workers were seen"
+    ingest.send_signal(signal.SIGKILL)
+    ingest.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in helpers):
+        time.sleep(0.1)
+    left = [pid for pid in helpers if os.path.exists(f"/proc/{pid}")]
+    for pid in left:  # (leave the machine clean if it failed)
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} of the ingest's {len(helpers)} helper processes outlived it"
