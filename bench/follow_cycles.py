@@ -39,7 +39,7 @@ def run(mode: str, projected: str, store_copy: str, directory: str, batch: int, 
 
     from journey.crypto.pseudonym import Pseudonymiser
     from journey.domain.touch import parse_touch
-    from journey.projections.operations import ProjectionPaths, _projector
+    from journey.projections.projector import Projector
     from journey.projections.publish import SLOT_WAL_BACKGROUND, publish
     from journey.projections.publish_behind import PublishBehind
     from journey.projections.schema import ANALYST_TABLES
@@ -64,10 +64,10 @@ def run(mode: str, projected: str, store_copy: str, directory: str, batch: int, 
         for i in range(batch)] for c in range(cycles)]
     os.sync()
     store = EventStore(open_sqlite(str(work / "events.sqlite")))
-    paths = ProjectionPaths(work / "working.duckdb", work / "snapshot.duckdb")
-    projector = _projector(store, paths.working, Pseudonymiser(SECRET), paths)
+    snapshot = work / "snapshot.duckdb"
+    projector = Projector(store, work / "working.duckdb", Pseudonymiser(SECRET))
     checkpoints = SlotCheckpoints(SLOT_WAL_BACKGROUND)
-    behind: PublishBehind[None] = PublishBehind(projector.con, paths.snapshot, checkpoints)
+    behind: PublishBehind[None] = PublishBehind(projector.con, snapshot, checkpoints)
     seconds = []
     started = time.perf_counter()
     for touches in batches:
@@ -76,7 +76,7 @@ def run(mode: str, projected: str, store_copy: str, directory: str, batch: int, 
         projector.catch_up()
         projector.derive()
         if mode == "after":
-            publish(projector.con, paths.snapshot, checkpoints)
+            publish(projector.con, snapshot, checkpoints)
         else:
             behind.finish()
             behind.start(None)
@@ -84,7 +84,7 @@ def run(mode: str, projected: str, store_copy: str, directory: str, batch: int, 
     behind.finish()
     checkpoints.wait()
     total = time.perf_counter() - started
-    projector.con.execute(f"ATTACH '{paths.snapshot}' AS s (READ_ONLY)")
+    projector.con.execute(f"ATTACH '{snapshot}' AS s (READ_ONLY)")
     for table in (t for t in ANALYST_TABLES if t != "projection_status"):
         extra, missing = projector.con.execute(
             f"SELECT (SELECT count(*) FROM (SELECT * FROM s.{table} EXCEPT ALL SELECT * FROM main.{table})), "

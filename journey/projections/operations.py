@@ -142,7 +142,7 @@ def _cycle(projector: Projector, behind: PublishBehind[_Cycle], result: CatchUp,
     deriving = time.perf_counter() - started
     _log_cycle(behind.finish())
     cycle = _Cycle(result, head, projector.last_derive, deriving)
-    if derived and cycle.derived is not None and cycle.derived.since is not None:
+    if derived and projector.last_derive.since is not None:  # type: ignore[union-attr]
         behind.start(cycle)
     elif derived:  # in full (an erasure, say): copied whole at once, not a cycle later
         started = time.perf_counter()

@@ -10,10 +10,11 @@ unencrypted 12.6-15.8 before, 7.5-11.8 after. Stored bytes are unchanged.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain
-from typing import Generic, NamedTuple, Protocol, TypeVar, overload
+from typing import NamedTuple, Protocol, TypeVar, overload
 
 from eventsourcing.persistence import StoredEvent
 
@@ -78,16 +79,14 @@ class Packed:
         return [data[start:end] for start, end in zip(chain((0,), ends), ends)]
 
 
-class _Rows(Generic[T]):
-    """Columns read as a sequence of row objects (made on demand, by ``_row``)."""
+class _Rows(Sequence[T]):
+    """Columns read as a sequence of row objects (made on demand, by ``_row``); a
+    subclass gives ``__len__`` and ``_row``."""
 
     __slots__ = ()
 
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def _row(self, position: int) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def _row(self, position: int) -> T: ...
 
     @overload
     def __getitem__(self, position: int) -> T: ...
