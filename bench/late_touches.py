@@ -99,16 +99,27 @@ def visible(store_path: str, target: str, *, force: bool = False, publishes: int
     start = time.perf_counter()
     read = projector.catch_up().read
     loaded = time.perf_counter()
+    logged = _log_mib(Path(target))
     projector.derive(force=force)
     derived = time.perf_counter()
+    derive_log = _log_mib(Path(target)) - logged
     incremental = projector.last_derive is not None and projector.last_derive.since is not None
-    publish(projector.con, Path(target).with_name("snapshot.duckdb"))
+    published = publish(projector.con, Path(target).with_name("snapshot.duckdb"))
     done = time.perf_counter()
+    slot_log = _log_mib(published.slot)
     for _ in range(publishes - 1):
         publish(projector.con, Path(target).with_name("snapshot.duckdb"))
     projector.close()
     return {"events": read, "seconds": done - start, "load_seconds": loaded - start,
-            "derive_seconds": derived - loaded, "publish_seconds": done - derived, "incremental": float(incremental)}
+            "derive_seconds": derived - loaded, "publish_seconds": done - derived, "incremental": float(incremental),
+            "derive_log_mib": derive_log, "slot_log_mib": slot_log}
+
+
+def _log_mib(database: Path) -> float:
+    """The size of a DuckDB file's write-ahead log (MiB; 0 without one): what a derive's
+    commit wrote into the working file's, what a publish left in the slot's."""
+    wal = database.with_name(database.name + ".wal")
+    return wal.stat().st_size / 2**20 if wal.exists() else 0.0
 
 
 def check(incremental: str, rebuilt: str) -> dict[str, float]:
@@ -216,7 +227,9 @@ def main() -> None:
     for name, runs in results.items():
         parts = " + ".join(f"{p} {statistics.median(r[p + '_seconds'] for r in runs):.2f}"
                            for p in ("load", "derive", "publish"))
-        print(f"{labels[name]:36} median {statistics.median(r['seconds'] for r in runs):7.2f} s  ({parts}) "
+        logs = (f"; logs: derive {statistics.median(r['derive_log_mib'] for r in runs):.1f} MiB, slot "
+                f"{statistics.median(r['slot_log_mib'] for r in runs):.1f} MiB" if "derive_log_mib" in runs[0] else "")
+        print(f"{labels[name]:36} median {statistics.median(r['seconds'] for r in runs):7.2f} s  ({parts}{logs}) "
               f"peak {max(r['peak_mib'] for r in runs):,.0f} MiB  [{', '.join(format(r['seconds'], '.2f') for r in runs)}]")
     for suffix in ("", ", before") if before else ("",):
         ratio = (statistics.median(r["seconds"] for r in results["late" + suffix])

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from journey.errors import ProjectionError
-from journey.projections.derive import CHANGES_DDL, LOGS, TOUCHPOINT_LOG, VARIANT_LOG, WRITTEN, derive_number
+from journey.projections.derive import CHANGES_DDL, LOGS, ROW_KEY, TOUCHPOINT_LOG, VARIANT_LOG, WRITTEN, derive_number
 from journey.projections.kept import customers_in
 from journey.projections.schema import ANALYST_TABLES
 from journey.projections.slot_checkpoints import SlotCheckpoints
@@ -228,17 +228,26 @@ def _has_log(con: duckdb.DuckDBPyConnection) -> bool:
     return set(LOGS) <= names
 
 
-# The touchpoints rows of the customers made dirty since the slot's derive, from the touchpoint
-# log: each customer's rows as the last derive that made them dirty wrote them (none when
-# they have no touches any more), so the publish never scans every touch for theirs.
-_PUBLISHED_DIRTY = f"""
-CREATE OR REPLACE TEMP TABLE published_dirty AS
-SELECT customer_id, max(derive) AS derive FROM {TOUCHPOINT_LOG[1]} WHERE derive > ? GROUP BY customer_id
+# The touchpoints rows changed since the slot's derive, from the touchpoint logs: every key
+# a derive since wrote or removed (``published_keys``), and each written key's last row
+# unless a later derive removed it (``published_touches``), so the publish never scans
+# every touch.
+_PUBLISHED_KEYS = f"""
+CREATE OR REPLACE TEMP TABLE published_keys AS
+SELECT row_key FROM {TOUCHPOINT_LOG[1]} WHERE derive > $generation
+UNION
+SELECT {ROW_KEY} FROM {TOUCHPOINT_LOG[0]} WHERE derive > $generation
 """
 _PUBLISHED_TOUCHES = f"""
 CREATE OR REPLACE TEMP TABLE published_touches AS
-SELECT l.* EXCLUDE (derive) FROM {TOUCHPOINT_LOG[0]} l
-JOIN published_dirty d ON d.customer_id IS NOT DISTINCT FROM l.customer_id AND d.derive = l.derive
+WITH written AS (
+    SELECT *, {ROW_KEY} AS row_key FROM {TOUCHPOINT_LOG[0]} WHERE derive > $generation
+    QUALIFY row_number() OVER (PARTITION BY row_key ORDER BY derive DESC) = 1
+), removed AS (
+    SELECT row_key, max(derive) AS derive FROM {TOUCHPOINT_LOG[1]} WHERE derive > $generation GROUP BY row_key
+)
+SELECT w.* EXCLUDE (derive, row_key) FROM written w LEFT JOIN removed r USING (row_key)
+WHERE r.derive IS NULL OR r.derive <= w.derive
 """
 
 
@@ -256,8 +265,8 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE published_changes AS SELECT unnest($1::VARCHAR[]) AS customer_id",
                     [changed])
-        con.execute(_PUBLISHED_DIRTY, [generation])
-        con.execute(_PUBLISHED_TOUCHES)
+        con.execute(_PUBLISHED_KEYS, {"generation": generation})
+        con.execute(_PUBLISHED_TOUCHES, {"generation": generation})
         con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
                     "WHERE derive > ?", [generation])
         unchanged = _unchanged_since(con, generation)
@@ -268,7 +277,7 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
                 if table in unchanged:
                     continue
                 if table == "touchpoints":
-                    con.execute(f"DELETE FROM snapshot.touchpoints WHERE {customers_in('published_dirty')}")
+                    con.execute(f"DELETE FROM snapshot.touchpoints WHERE {ROW_KEY} IN (SELECT row_key FROM published_keys)")
                     con.execute("INSERT INTO snapshot.touchpoints BY NAME SELECT * FROM published_touches")
                 elif table == "journey_variants":  # the variants whose count changed (VARIANT_LOG)
                     changed_variants = "variant IN (SELECT variant FROM published_variants)"
@@ -284,7 +293,7 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         except BaseException:
             con.rollback()
             raise
-        con.execute("DROP TABLE published_changes; DROP TABLE published_dirty; DROP TABLE published_touches; "
+        con.execute("DROP TABLE published_changes; DROP TABLE published_keys; DROP TABLE published_touches; "
                     "DROP TABLE published_variants")
         if _wal(slot).exists() and _wal(slot).stat().st_size > SLOT_WAL_LIMIT:
             con.execute("CHECKPOINT snapshot")

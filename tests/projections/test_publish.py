@@ -133,7 +133,7 @@ def test_each_slot_takes_the_touchpoints_of_the_derives_since_it_from_the_log(tm
         assert not published.full
         assert _every_table(snapshot) == every_table(projector.con)
     assert rows_of(snapshot, visitor) == [(0,)]  # the visitor's rows left with the merge
-    for log in ("internal.touchpoint_dirty", "internal.touchpoint_log", "internal.variant_log"):
+    for log in ("internal.touchpoint_gone", "internal.touchpoint_log", "internal.variant_log"):
         logged = projector.con.execute(f"SELECT DISTINCT derive FROM {log}").fetchall()
         assert len(logged) == 1, log  # the newest derive only: the other slot holds the one before it
     projector.close()
