@@ -214,10 +214,17 @@ named AS (
 
 # The rows whose owner may have changed (named after the position, or naming an
 # affected identifier), and the customers they belonged to and belong to now.
+# A row naming a patient is the patient's: the identity map is joined (three scans of it) only
+# for the others, often none in a follower's batch (0.02 s against 0.005 s for 600 rows).
 _DIRTY = f"""
+CREATE OR REPLACE TEMP TABLE hit_rows AS
+SELECT * FROM named_source t WHERE t.position > $since OR {_naming("t")};
 CREATE OR REPLACE TEMP TABLE hit AS
-WITH {_OWNED.replace("$source", "named_source").replace("$rows", "t.position > $since OR " + _naming("t"))}
-SELECT position, credit, customer_id FROM owned;
+SELECT position, credit, patient_id AS customer_id FROM hit_rows WHERE patient_id IS NOT NULL
+UNION ALL
+(WITH {_OWNED.replace("$source", "hit_rows").replace("$rows", "t.patient_id IS NULL")}
+ SELECT position, credit, customer_id FROM owned);
+DROP TABLE hit_rows;
 CREATE OR REPLACE TEMP TABLE dirty AS
 SELECT customer_id FROM hit
 UNION
