@@ -146,18 +146,11 @@ def _ready() -> bool:
 def check_and_seal(raws: Sequence[bytes], default_region: str | None, max_bytes: int) -> Checked:
     """In a worker: validate a batch, then seal its accepted touches with this
     worker's sealer, so the writing process only appends."""
-    return _check_and_seal_with(_worker_sealer, raws, default_region, max_bytes)
-
-
-def _check_and_seal_with(sealer: Sealer | None, raws: Sequence[bytes], default_region: str | None,
-                         max_bytes: int) -> Checked:
-    """Validate a batch and, given a ``sealer``, seal its accepted touches: a worker's
-    task, and the writer's when it would otherwise wait for a worker."""
     identifiers: list[tuple[tuple[str, str], ...] | None] = []
     checked = check(raws, default_region, max_bytes, identifiers=identifiers)
-    if sealer is None or not checked.index:
+    if _worker_sealer is None or not checked.index:
         return checked
-    return checked._replace(sealed=Packed.of(sealer.seal_all(checked.content.items(), identifiers)))
+    return checked._replace(sealed=Packed.of(_worker_sealer.seal_all(checked.content.items(), identifiers)))
 
 
 def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int, *,
@@ -183,15 +176,6 @@ def check(raws: Sequence[bytes], default_region: str | None, max_bytes: int, *,
             if identifiers is not None:
                 identifiers.append(touch.identifiers)
     return Checked(index, event_ids, types, Packed.of(content), None, rejected)
-
-
-_AHEAD_HERE = 2
-"""Batches the writer checks itself that may wait, done, behind a worker's batch."""
-
-
-def _ready_result(result: Future[Checked] | Checked) -> bool:
-    """Whether a pending batch's result can be handed over without waiting."""
-    return not isinstance(result, Future) or result.done()
 
 
 @contextmanager
@@ -258,9 +242,8 @@ class Ingestor:
     ) -> Iterator[tuple[list[RawRecord], tuple[Touches, list[Rejection]]]]:
         """Validated (and, with workers and ``sealing``, sealed) batches in input
         order. With ``workers >= 1`` and more than one batch of input, the work runs
-        in worker processes, up to ``2 * workers + 1`` batches ahead, while the caller
-        stores, and in this process while it would wait for them (``_in_order``); a
-        single batch is validated here (no worker start-up).
+        in worker processes, up to ``2 * workers`` batches ahead, while the caller
+        stores; a single batch is validated here (no worker start-up).
 
         An empty batch is a tick from a source with nothing new (a Kafka poll that
         timed out): every batch in flight is finished and handed over, none is kept.
@@ -279,52 +262,18 @@ class Ingestor:
             if stream:  # start (and open the key stores of) every worker before consuming
                 for warm in [pool.submit(_ready) for _ in range(self.workers)]:
                     warm.result()
-            here = self.sealing.open() if self.sealing is not None else None
-            try:
-                yield from self._in_order(pool, chain(head, iterator), here)
-            finally:
-                if here is not None:
-                    here.keys.close()
-
-    def _in_order(self, pool: ProcessPoolExecutor, batches: Iterator[list[RawRecord]], here: Sealer | None,
-                  ) -> Iterator[tuple[list[RawRecord], tuple[Touches, list[Rejection]]]]:
-        """The batches' results in input order, from ``2 * workers + 1`` batches kept at
-        the workers and, while the oldest of those is not back and the writer has nothing
-        to store, from batches the writer checks (and seals, with ``here``) itself:
-        waiting for the workers left it idle half the time (measured). A batch checked
-        here waits behind the older ones, at most ``_AHEAD_HERE`` of them at a time."""
-        pending: deque[tuple[list[RawRecord], Future[Checked] | Checked]] = deque()
-        at_workers = 2 * self.workers + 1
-        exhausted = False
-        while True:
-            while pending and _ready_result(pending[0][1]):
-                yield self._result(pending.popleft())
-            sent = sum(isinstance(result, Future) for _, result in pending)
-            work_here = bool(pending) and len(pending) - sent < _AHEAD_HERE
-            if not exhausted and (sent < at_workers or work_here):
-                batch = next(batches, None)
-                if batch is None:
-                    exhausted = True
-                elif not batch:  # a tick: hand over everything in flight now
-                    while pending:
-                        yield self._result(pending.popleft())
-                elif sent < at_workers:
-                    pending.append((batch, pool.submit(check_and_seal, [r.raw for r in batch],
-                                                       self.default_region, self.max_record_bytes)))
-                else:
-                    pending.append((batch, _check_and_seal_with(here, [r.raw for r in batch],
-                                                                self.default_region, self.max_record_bytes)))
-                continue
-            if not pending:
-                return
-            yield self._result(pending.popleft())
-
-    @staticmethod
-    def _result(entry: tuple[list[RawRecord], Future[Checked] | Checked],
-                ) -> tuple[list[RawRecord], tuple[Touches, list[Rejection]]]:
-        """A pending batch and its result (waiting for its worker if need be)."""
-        batch, result = entry
-        return batch, _assemble(batch, result.result() if isinstance(result, Future) else result)
+            pending: deque[tuple[list[RawRecord], Future[Checked]]] = deque()
+            for batch in chain(head, iterator):
+                if batch:
+                    raws = [r.raw for r in batch]
+                    pending.append((batch, pool.submit(check_and_seal, raws, self.default_region,
+                                                       self.max_record_bytes)))
+                while pending and (not batch or len(pending) > 2 * self.workers or pending[0][1].done()):
+                    done, future = pending.popleft()
+                    yield done, _assemble(done, future.result())
+            while pending:
+                done, future = pending.popleft()
+                yield done, _assemble(done, future.result())
 
     def ingest(self, records: Iterable[RawRecord], progress: Progress | None = None) -> IngestSummary:
         """Ingest every record; each batch is stored whole or not at all."""
