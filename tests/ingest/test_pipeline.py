@@ -260,3 +260,57 @@ def test_a_killed_ingest_leaves_no_worker_or_fork_server_behind(tmp_path) -> Non
     for pid in left:  # (leave the machine clean if it failed)
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} of the ingest's {len(helpers)} helper processes outlived it"
+
+
+class _LazyFuture:
+    """A worker's result that is ready only once waited for (a busy worker)."""
+
+    def __init__(self, call) -> None:  # noqa: ANN001
+        self._call = call
+        self._value = None
+        self._ready = False
+
+    def done(self) -> bool:
+        return self._ready
+
+    def result(self, timeout=None):  # noqa: ANN001, ANN201
+        if not self._ready:
+            self._value, self._ready = self._call(), True
+        return self._value
+
+
+class _BusyPool:
+    """A stand-in for the worker pool whose workers never finish before they are waited for."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        pass
+
+    def __enter__(self):  # noqa: ANN204
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        return None
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN002, ANN201
+        return _LazyFuture(lambda: fn(*args))
+
+
+def test_a_tick_hands_over_every_batch_in_flight_before_reading_on(monkeypatch) -> None:  # noqa: ANN001
+    """A stream's empty batch (a Kafka poll with nothing new): every batch read before it
+    is handed over, even from busy workers, before the source is read again."""
+    import journey.ingest.pipeline as pipeline
+    from journey.store.recorder import InMemoryJourneyRecorder
+
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", _BusyPool)
+    batches = [records(raw(touch(event_id=f"t-{b}"))) for b in range(9)]
+    handed: list[list[RawRecord]] = []
+
+    def source():  # noqa: ANN202
+        yield from batches[:3]
+        yield []
+        assert handed == batches[:3]  # the tick flushed them
+        yield from batches[3:]
+
+    for batch, _ in Ingestor(EventStore(InMemoryJourneyRecorder()), workers=2).validated(source(), stream=True):
+        handed.append(batch)
+    assert handed == batches
