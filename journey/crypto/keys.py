@@ -239,15 +239,6 @@ def _chunks(values: list[str]) -> Iterable[list[str]]:
         yield values[start:start + _CHUNK]
 
 
-_PAGE_BYTES = 16_384
-"""The page size of a new SQLite key store. New subjects (keyed pseudonyms, random)
-land all over the subject index: with larger pages a batch of new keys dirties, journals
-and writes fewer pages. Measured (``entries_for`` with 2,900 new subjects a batch up to
-250,000 keys, 3 interleaved runs, medians, CPU a new key): the insert 14.4 µs with 4 KiB
-pages, 10.8 with 16 KiB, 9.8 with 32 KiB; 16 KiB keeps the page a lookup by key id reads
-(opening a stored touch) small. See docs/design.md "Ingest speed"."""
-
-
 class SQLiteKeyStore(KeyStore):
     """The embedded default: its own file (0600), apart from the event store."""
 
@@ -257,7 +248,6 @@ class SQLiteKeyStore(KeyStore):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._con = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        self._con.execute(f"PRAGMA page_size={_PAGE_BYTES}")  # a new file's; an existing one keeps its own
         self._con.execute("PRAGMA secure_delete=ON")  # a destroyed key is overwritten, not just unlinked
         self._con.execute("PRAGMA journal_mode=DELETE")  # no WAL copy of a key outliving its row
         self._con.execute(

@@ -122,25 +122,3 @@ def test_two_workers_making_the_same_new_keys_at_once_agree_and_never_deadlock(
         first, second = results
         assert {p: e.key_id for p, e in first.items()} == {p: e.key_id for p, e in second.items()}
         assert len(first) == 3000
-
-
-def test_a_new_sqlite_key_store_has_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
-    """Larger pages make new keys cheaper to insert (see ``_PAGE_BYTES``); a key store made
-    before keeps its pages and its keys."""
-    import sqlite3
-
-    from journey.crypto.keys import SQLiteKeyStore
-
-    new = SQLiteKeyStore(str(tmp_path / "new.sqlite"), WRAP)
-    new.keys_for([subject(1)])
-    assert new._con.execute("PRAGMA page_size").fetchone()[0] == 16_384
-    new.close()
-    made_before = sqlite3.connect(tmp_path / "old.sqlite")
-    made_before.executescript("PRAGMA page_size=4096; CREATE TABLE made_before (x INTEGER);")
-    made_before.close()
-    old = SQLiteKeyStore(str(tmp_path / "old.sqlite"), WRAP)
-    made = old.keys_for([subject(2)])["pseudonym-2"]
-    old.close()
-    again = SQLiteKeyStore(str(tmp_path / "old.sqlite"), WRAP)
-    assert again._con.execute("PRAGMA page_size").fetchone()[0] == 4096
-    assert again.keys_for([subject(2)])["pseudonym-2"].key_id == made.key_id
