@@ -6,10 +6,8 @@ holds ``--keys`` keys (and then ``--timed`` keys more: what is reported); report
 a new key takes in the lookup (``_select``), in the insert (``_insert``) and in all of
 ``entries_for`` (key making included), and the wall time of ``entries_for`` a new key (its
 commits wait for the disk: with the Kafka worker's small batches, ``--new 100``, that is
-what differs). Variants,
-alternated in their own processes: ``4096``, ``16384``, ``32768`` (the page size the file
-is made with before the key store opens it; the key store's own default applies to a
-new file, an existing one keeps its page size).
+what differs). Variants, alternated in their own processes: ``4096``, ``16384``, ``32768``
+(the page size the file is made with before the key store opens it, which keeps it).
 
 Run:  python bench/key_store_insert.py [--keys 250000] [--new 2900] [--timed 0] [--runs 3] [--variants 4096,16384]
 """
@@ -41,9 +39,9 @@ def child(page_size: int, keys: int, new: int, measured: int = 0) -> None:
 
     with tempfile.TemporaryDirectory() as work:
         path = f"{work}/keys.sqlite"
-        made = sqlite3.connect(path)
-        made.executescript(f"PRAGMA page_size={page_size}; {_SCHEMA};")
-        made.close()
+        con = sqlite3.connect(path)
+        con.executescript(f"PRAGMA page_size={page_size}; {_SCHEMA};")
+        con.close()
         store = SQLiteKeyStore(path, KeyWrap(b"m" * 32))
         spent = {"_select": 0.0, "_insert": 0.0}
         for name in spent:
@@ -61,7 +59,7 @@ def child(page_size: int, keys: int, new: int, measured: int = 0) -> None:
                 total = wall = 0.0
                 for name in spent:
                     spent[name] = 0.0
-            size = min(_FILL, keys - made) if measured and made < keys else new  # filled in large batches, then timed in ``new``s
+            size = min(_FILL, keys - made) if measured and made < keys else new  # fill, then ``new``s
             subjects = [Subject(hashlib.sha256(b"%d" % i).hexdigest()[:24], "phone", f"+7916{i:07d}")
                         for i in range(made, made + size)]
             started, clock = time.process_time(), time.perf_counter()
@@ -90,8 +88,9 @@ def main() -> None:
     results: dict[int, list[list[float]]] = {int(v): [] for v in args.variants.split(",")}
     for _ in range(args.runs):
         for page_size in results:
-            out = subprocess.run([sys.executable, __file__, "--child", str(page_size), "--keys", str(args.keys),
-                                  "--new", str(args.new), "--timed", str(args.timed)], check=True, capture_output=True, text=True, env=os.environ)
+            command = [sys.executable, __file__, "--child", str(page_size), "--keys", str(args.keys),
+                       "--new", str(args.new), "--timed", str(args.timed)]
+            out = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ)
             results[page_size].append([float(x) for x in out.stdout.split()])
     measured = (f"{args.timed:,} keys made after {args.keys:,}" if args.timed else f"{args.keys:,} keys")
     print(f"{measured}, {args.new:,} new a batch, {args.runs} runs alternated; µs a new key, median [runs]")

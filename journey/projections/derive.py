@@ -254,16 +254,14 @@ CREATE OR REPLACE TEMP TABLE rows_before AS
 SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM touchpoints
 WHERE customer_id IN (SELECT customer_id FROM dirty)
    OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL));
-CREATE OR REPLACE TEMP TABLE rows_changed AS
-SELECT n.* FROM changed_touchpoints n ANTI JOIN rows_before b
-  ON b.row_key = n.position * 2 + (n.type = 'referred_friend')::INTEGER
- AND b.customer_id IS NOT DISTINCT FROM n.customer_id AND b.stage IS NOT DISTINCT FROM n.stage
- AND b.seq IS NOT DISTINCT FROM n.seq AND b.identified = n.identified;
-CREATE OR REPLACE TEMP TABLE rows_gone AS
-SELECT row_key FROM rows_before
-WHERE row_key IN (SELECT position * 2 + (type = 'referred_friend')::INTEGER FROM rows_changed)
-   OR row_key NOT IN (SELECT position * 2 + (type = 'referred_friend')::INTEGER FROM changed_touchpoints);
-DROP TABLE rows_before;
+CREATE OR REPLACE TEMP TABLE rows_after AS
+SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM changed_touchpoints;
+CREATE OR REPLACE TEMP TABLE rows_gone AS  -- changed, or no longer derived
+SELECT row_key FROM (SELECT * FROM rows_before EXCEPT SELECT * FROM rows_after);
+CREATE OR REPLACE TEMP TABLE rows_changed AS  -- new, or changed
+SELECT * FROM changed_touchpoints
+WHERE {ROW_KEY} IN (SELECT row_key FROM (SELECT * FROM rows_after EXCEPT SELECT * FROM rows_before));
+DROP TABLE rows_before; DROP TABLE rows_after;
 """
 
 _TOUCHPOINTS = f"""
