@@ -39,7 +39,7 @@ from journey.domain.identity import IdentityResolver
 from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
 from journey.projections.failure import FAILURE_END, PER_CUSTOMER as FAILURE_TABLES
-from journey.projections.kept import RunningCount, replace_customers
+from journey.projections.kept import RunningCount, customers_in, replace_customers
 from journey.projections.metrics import PARTS as METRIC_PARTS, TYPES as METRIC_TYPES, remember_people
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
 
@@ -230,12 +230,14 @@ SELECT customer_id FROM hit
 UNION
 SELECT tp.customer_id FROM touchpoints tp JOIN hit h
   ON h.position = tp.position AND h.credit = (tp.type = 'referred_friend');
+"""
+
+# Every row of the dirty customers (``$mine``: ``customers_in(dirty)``), kept or hit.
+_ROWS_AGAIN = """
 CREATE OR REPLACE TEMP TABLE rows_again AS  -- a row's key: position * 2 + credit
 SELECT position * 2 + credit::INTEGER AS row_key FROM hit
 UNION
-SELECT position * 2 + (type = 'referred_friend')::INTEGER FROM touchpoints
-WHERE customer_id IN (SELECT customer_id FROM dirty)
-   OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL));
+SELECT position * 2 + (type = 'referred_friend')::INTEGER FROM touchpoints WHERE $mine;
 DROP TABLE hit;
 """
 
@@ -251,9 +253,7 @@ to the referring patient (a second row of the same touch)."""
 # writes were ~18 per dirty customer at 1M touches.
 _TOUCHPOINT_CHANGES = f"""
 CREATE OR REPLACE TEMP TABLE rows_before AS
-SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM touchpoints
-WHERE customer_id IN (SELECT customer_id FROM dirty)
-   OR (customer_id IS NULL AND EXISTS (SELECT 1 FROM dirty WHERE customer_id IS NULL));
+SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM touchpoints WHERE $mine;
 CREATE OR REPLACE TEMP TABLE rows_after AS
 SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM changed_touchpoints;
 CREATE OR REPLACE TEMP TABLE rows_gone AS  -- changed, or no longer derived
@@ -527,11 +527,13 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         touches = "touchpoints"
     else:  # every touch of the dirty customers, derived again: what the per-customer tables read
         con.execute(_DIRTY.replace("$since", str(int(since))))
+        mine = customers_in(con, "dirty")
+        con.execute(_ROWS_AGAIN.replace("$mine", mine))
         rows = "t.position * 2 + t.credit::INTEGER IN (SELECT row_key FROM rows_again)"
         con.execute(_AGAIN_SOURCE)
         con.execute("CREATE OR REPLACE TEMP TABLE changed_touchpoints AS " + touchpoints.replace("$rows", rows)
                     .replace("touch_source", "again_source"), stages.parameters)
-        con.execute(_TOUCHPOINT_CHANGES)  # only the rows that differ are rewritten (and logged)
+        con.execute(_TOUCHPOINT_CHANGES.replace("$mine", mine))  # only the rows that differ are rewritten (and logged)
         con.execute(f"DELETE FROM touchpoints WHERE {ROW_KEY} IN (SELECT row_key FROM rows_gone)")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM rows_changed")
         touches = "changed_touchpoints"

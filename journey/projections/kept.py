@@ -21,10 +21,13 @@ def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, d
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
-def customers_in(table: str) -> str:
-    """A row belongs to a customer listed in ``table`` (touches of nobody: NULL listed)."""
-    return (f"customer_id IN (SELECT customer_id FROM {table}) OR (customer_id IS NULL AND "
-            f"EXISTS (SELECT 1 FROM {table} WHERE customer_id IS NULL))")
+def customers_in(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A row belongs to a customer listed in ``table`` (touches of nobody: NULL listed), as
+    SQL for the table as it is now. NULL is asked for only when listed: written as one
+    condition (``OR customer_id IS NULL AND EXISTS (...)``), DuckDB joined every row to the
+    subquery with a nested loop (13.5 against 8.2 ms for 990 customers at 1M touches)."""
+    nobody = con.execute(f"SELECT bool_or(customer_id IS NULL) FROM {table}").fetchone()[0]
+    return f"(customer_id IN (SELECT customer_id FROM {table})" + (" OR customer_id IS NULL)" if nobody else ")")
 
 
 def differ(con: duckdb.DuckDBPyConnection, before: str, after: str, parameters: dict[str, object] | None = None) -> bool:

@@ -195,7 +195,7 @@ as the derive, so each metric has one definition."""
 def remember_people(con: duckdb.DuckDBPyConnection, dirty: str) -> None:
     """Keep the ``customers`` columns the metrics read of the customers listed in ``dirty``
     before a derive replaces their rows (``write_clinic_metrics`` compares them after)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE people_before AS SELECT {PEOPLE} FROM customers WHERE {customers_in(dirty)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE people_before AS SELECT {PEOPLE} FROM customers WHERE {customers_in(con, dirty)}")
 
 
 def write_clinic_metrics(con: duckdb.DuckDBPyConnection, dirty: str | None = None,
@@ -210,18 +210,19 @@ def write_clinic_metrics(con: duckdb.DuckDBPyConnection, dirty: str | None = Non
     ``compare`` False it writes the table without comparing). Returns whether the table
     was written."""
     parts = _PARTS.replace("$touches", touches)
+    mine = None if dirty is None else customers_in(con, dirty)
     if dirty is None:
         con.execute(f"CREATE OR REPLACE TABLE {PARTS} AS {parts}")
     elif not compare:
-        con.execute(f"DELETE FROM {PARTS} WHERE {customers_in(dirty)}")
+        con.execute(f"DELETE FROM {PARTS} WHERE {mine}")
         con.execute(f"INSERT INTO {PARTS} BY NAME {parts}")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE parts_before AS SELECT * FROM {PARTS} WHERE {customers_in(dirty)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE parts_before AS SELECT * FROM {PARTS} WHERE {mine}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE parts_after AS {parts}")
-        con.execute(f"DELETE FROM {PARTS} WHERE {customers_in(dirty)}")
+        con.execute(f"DELETE FROM {PARTS} WHERE {mine}")
         con.execute(f"INSERT INTO {PARTS} BY NAME SELECT * FROM parts_after")
         changed = (differ(con, "parts_before", "parts_after")
-                   or differ(con, "people_before", f"(SELECT {PEOPLE} FROM customers WHERE {customers_in(dirty)})"))
+                   or differ(con, "people_before", f"(SELECT {PEOPLE} FROM customers WHERE {mine})"))
         con.execute("DROP TABLE parts_before; DROP TABLE parts_after; DROP TABLE people_before")
         if not changed:
             return False

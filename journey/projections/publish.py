@@ -270,6 +270,7 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
         con.execute(f"CREATE OR REPLACE TEMP TABLE published_variants AS SELECT DISTINCT variant FROM {VARIANT_LOG} "
                     "WHERE derive > ?", [generation])
         unchanged = _unchanged_since(con, generation)
+        scope = customers_in(con, "published_changes")
         if not pinned:
             con.begin()
         try:
@@ -284,7 +285,6 @@ def _update(con: duckdb.DuckDBPyConnection, slot: Path, changed: list[str | None
                     con.execute(f"DELETE FROM snapshot.{table} WHERE {changed_variants}")
                     con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {changed_variants}")
                 elif table in PER_CUSTOMER:
-                    scope = customers_in("published_changes")
                     con.execute(f"DELETE FROM snapshot.{table} WHERE {scope}")
                     con.execute(f"INSERT INTO snapshot.{table} SELECT * FROM main.{table} WHERE {scope}")
                 else:
