@@ -67,15 +67,18 @@ SELECT id_kind, id, bool_or(linking) AS linking FROM (
     UNION ALL
     SELECT patient_id, phone_key, email_key, anonymous_key, true FROM internal.identity_events WHERE position > $since
 ) {_UNPIVOT} GROUP BY id_kind, id;
+CREATE OR REPLACE TEMP TABLE known_ids AS  -- a semi join hashes the few fresh identifiers, not every node
+SELECT id_kind, id FROM internal.identity_nodes SEMI JOIN fresh_ids USING (id_kind, id);
 CREATE OR REPLACE TEMP TABLE structural_ids AS
-SELECT id_kind, id FROM fresh_ids f
-WHERE linking OR NOT EXISTS (SELECT 1 FROM internal.identity_nodes n WHERE n.id_kind = f.id_kind AND n.id = f.id);
+SELECT id_kind, id FROM fresh_ids WHERE linking
+UNION
+SELECT id_kind, id FROM fresh_ids ANTI JOIN known_ids USING (id_kind, id);
 CREATE OR REPLACE TEMP TABLE affected_ids AS
 SELECT id_kind, id FROM structural_ids
 UNION
 SELECT n.id_kind, n.id FROM internal.identity_nodes n
 WHERE n.component IN (SELECT c.component FROM internal.identity_nodes c JOIN structural_ids f USING (id_kind, id));
-DROP TABLE fresh_ids; DROP TABLE structural_ids;
+DROP TABLE fresh_ids; DROP TABLE known_ids; DROP TABLE structural_ids;
 """
 
 
