@@ -215,6 +215,8 @@ def main() -> None:
             if kind == "late" and not results[name][-1]["incremental"]:
                 raise SystemExit(f"{name}: the late touches were derived in full, not incrementally")
         if round_ == 0:
+            for path in base.glob("fresh.duckdb*"):  # a run killed before its cleanup left one: a rebuild starts empty
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
             measure(__file__, "full", str(base / "inc.sqlite"), str(base / "fresh.duckdb"))
             checked = measure(__file__, "check", str(base / "inc" / "snapshot.duckdb"), str(base / "fresh.duckdb"))
             print(f"check: every analyst table ({checked['tables']:.0f} tables, {checked['events']:,.0f} rows) "
@@ -240,7 +242,7 @@ def main() -> None:
         for path in base.glob(f"{name}.sqlite*"):
             path.unlink()
     for path in base.glob("fresh.duckdb*"):
-        path.unlink()
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.rmtree(base / "projected-before", ignore_errors=True)
 
 
