@@ -26,6 +26,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from _harness import arguments, emit, measure, prefer_code, work_dir
@@ -148,6 +149,15 @@ def check(incremental: str, rebuilt: str) -> dict[str, float]:
     return {"events": rows, "seconds": 1.0, "tables": len(ANALYST_TABLES) - 1}
 
 
+def _remove(paths: Iterable[Path]) -> None:
+    """Remove files and directories (a DuckDB file's spill directory ``NAME.tmp`` among them)."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def child(kind: str, store_path: str, target: str) -> None:
     if "@" in kind:  # kind@DIR: the code of the worktree DIR (--before)
         kind, code = kind.split("@", 1)
@@ -215,8 +225,7 @@ def main() -> None:
             if kind == "late" and not results[name][-1]["incremental"]:
                 raise SystemExit(f"{name}: the late touches were derived in full, not incrementally")
         if round_ == 0:
-            for path in base.glob("fresh.duckdb*"):  # a run killed before its cleanup left one: a rebuild starts empty
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove(base.glob("fresh.duckdb*"))  # a run killed before its cleanup left one: a rebuild starts empty
             measure(__file__, "full", str(base / "inc.sqlite"), str(base / "fresh.duckdb"))
             checked = measure(__file__, "check", str(base / "inc" / "snapshot.duckdb"), str(base / "fresh.duckdb"))
             print(f"check: every analyst table ({checked['tables']:.0f} tables, {checked['events']:,.0f} rows) "
@@ -241,8 +250,7 @@ def main() -> None:
         shutil.rmtree(base / name, ignore_errors=True)
         for path in base.glob(f"{name}.sqlite*"):
             path.unlink()
-    for path in base.glob("fresh.duckdb*"):
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    _remove(base.glob("fresh.duckdb*"))
     shutil.rmtree(base / "projected-before", ignore_errors=True)
 
 

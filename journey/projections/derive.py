@@ -215,6 +215,10 @@ named AS (
     FROM resolved
 )"""
 
+ROW_KEY = "(position * 2 + (type = 'referred_friend')::INTEGER)"
+"""A ``touchpoints`` row's key: its touch's position, and whether it is a referral's credit
+to the referring patient (a second row of the same touch)."""
+
 # The rows whose owner may have changed (named after the position, or naming an
 # affected identifier), and the customers they belonged to and belong to now.
 # A row naming a patient is the patient's: the identity map is joined (three scans of it) only
@@ -236,17 +240,13 @@ SELECT tp.customer_id FROM touchpoints tp JOIN hit h
 """
 
 # Every row of the dirty customers (``$mine``: ``customers_in(dirty)``), kept or hit.
-_ROWS_AGAIN = """
-CREATE OR REPLACE TEMP TABLE rows_again AS  -- a row's key: position * 2 + credit
+_ROWS_AGAIN = f"""
+CREATE OR REPLACE TEMP TABLE rows_again AS  -- ROW_KEY; a hit row's credit is the referral's row
 SELECT position * 2 + credit::INTEGER AS row_key FROM hit
 UNION
-SELECT position * 2 + (type = 'referred_friend')::INTEGER FROM touchpoints WHERE $mine;
+SELECT {ROW_KEY} FROM touchpoints WHERE $mine;
 DROP TABLE hit;
 """
-
-ROW_KEY = "(position * 2 + (type = 'referred_friend')::INTEGER)"
-"""A ``touchpoints`` row's key: its touch's position, and whether it is a referral's credit
-to the referring patient (a second row of the same touch)."""
 
 # The dirty customers' touchpoints derived again against the rows kept for them: a row is
 # rewritten only when it is new or what a derive computes in it (owner, stage, seq,
