@@ -16,8 +16,9 @@ def write_analysis_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dir
     """Points of failure and clinic metrics from ``touchpoints``/``customers`` (derived
     first); with ``dirty`` (a table of customer ids) the per-customer parts of the points
     of failure and of the clinic metrics are derived again for those customers only, from
-    ``touches``; with ``compare`` (and ``dirty``) a table whose inputs did not change is kept.
+    ``touches``; a failure table is kept when its counts and the data's end leave it as it
+    is, and with ``compare`` (and ``dirty``) ``clinic_metrics`` is kept when its inputs did not change.
     Returns the tables written."""
-    failure = FAILURE_TABLES if write_failure_tables(con, model, dirty, touches, compare=compare) else ()
+    failure = FAILURE_TABLES if write_failure_tables(con, model, dirty, touches) else ()
     metrics = ("clinic_metrics",) if write_clinic_metrics(con, dirty, touches, compare=compare) else ()
     return (*failure, *metrics)

@@ -15,7 +15,7 @@ month still deciding is shown with its patients in progress and never compared.
   q < ``stats.ALPHA``; ``worse`` when the rate rose. ``owners``
   are the dimensions that own moving on from the stage (the stage model's).
 
-Reads the temporary ``stage_steps``, ``stage_order`` and ``data_end`` of
+Reads the month counts, the temporary ``stage_order`` and ``data_end`` of
 ``journey.projections.failure``, inside the same derive.
 """
 
@@ -29,20 +29,9 @@ __all__ = ["CHANGE_COLUMNS", "month_decided", "stage_change_rows"]
 
 _MONTHS = """
 CREATE OR REPLACE TABLE stage_months AS
-WITH months AS (
-    SELECT s.stage, s.stage_order, s.next_stage, s.sla_seconds,
-        CAST(date_trunc('month', s.entered_at AT TIME ZONE 'UTC') AS DATE) AS month,
-        count(*) AS entered, count(*) FILTER (WHERE s.failed) AS lost,
-        count(*) FILTER (WHERE s.failed = false) AS moved_on,
-        count(*) FILTER (WHERE s.failed IS NULL) AS in_progress
-    FROM stage_steps s
-    WHERE s.next_stage IS NOT NULL AND s.sla_seconds IS NOT NULL
-    GROUP BY ALL
-)
-SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, next_stage, month, entered, lost, moved_on,
-    in_progress,
-    $decided AS decided
-FROM months CROSS JOIN data_end a
+SELECT o.stage, CAST(m.stage_order AS INTEGER) AS stage_order, o.next_stage, m.month, m.entered, m.lost,
+    m.moved_on, m.in_progress, $decided AS decided
+FROM $counts m JOIN stage_order o USING (stage_order) CROSS JOIN data_end a
 ORDER BY stage_order, month
 """
 
@@ -71,9 +60,12 @@ CHANGE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, owners VARCHAR[], month DA
             "significant BOOLEAN, worse BOOLEAN")
 
 
-def stage_change_rows(con: duckdb.DuckDBPyConnection) -> list[list[object]]:
-    """(Re)write ``stage_months``; the rows of ``stage_changes`` up to the p-value."""
-    con.execute(_MONTHS.replace("$decided", month_decided("month", "sla_seconds", "a.as_of")))
+def stage_change_rows(con: duckdb.DuckDBPyConnection, counts: str) -> list[list[object]]:
+    """(Re)write ``stage_months`` from ``counts`` (per stage with an SLA and a next stage, and
+    month entered: entered, lost, moved_on, in_progress); the rows of ``stage_changes`` up
+    to the p-value."""
+    con.execute(_MONTHS.replace("$decided", month_decided("m.month", "o.sla_seconds", "a.as_of"))
+                .replace("$counts", counts))
     rows: list[list[object]] = []
     for stage, next_stage, owners, month, entered, lost, before, before_entered, before_lost in \
             con.execute(_LATEST_TWO).fetchall():

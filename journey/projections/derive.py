@@ -38,7 +38,7 @@ import duckdb
 from journey.domain.identity import IdentityResolver
 from journey.projections.analysis import write_analysis_tables
 from journey.projections.consent import derive_consent
-from journey.projections.failure import FAILURE_END, PER_CUSTOMER as FAILURE_TABLES
+from journey.projections.failure import KEPT as FAILURE_KEPT, PER_CUSTOMER as FAILURE_TABLES
 from journey.projections.kept import RunningCount, customers_in, replace_customers
 from journey.projections.metrics import PARTS as METRIC_PARTS, TYPES as METRIC_TYPES, remember_people
 from journey.projections.stage_model import StageModel, compile_stages, default_stage_model
@@ -454,7 +454,7 @@ PER_CUSTOMER = ("internal.steps", "internal.paths", "internal.stage_entries", "c
 """The per-customer tables an incremental derive keeps (``touchpoints`` aside)."""
 KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "journey_variants", "customer_identifiers",
         "consent_state", "consent_violations", "identity_ambiguities", "internal.identity_map",
-        "internal.identity_nodes", FAILURE_END, *LOGS)
+        "internal.identity_nodes", *FAILURE_KEPT, *LOGS)
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
@@ -489,7 +489,7 @@ def derive_number(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if row is None else int(row[0])
 
 
-DERIVE_VERSION = 9
+DERIVE_VERSION = 10
 """The layout of the kept per-customer tables: a file derived by another version derives in full."""
 
 

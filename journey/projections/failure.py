@@ -17,16 +17,22 @@ at the end of the data (the latest touch) are *pending* and counted in neither r
   cancellation, no-show, negative review, declined plan; otherwise the activity).
 - ``stage_correlations``: which touches and people make moving on more or less likely:
   odds ratios with a 95% interval, computed only when every cell has enough customers.
+
+Every table is computed from counts kept between derives (``COUNTS``: per stage, month,
+owner, reason, feature, time to move on, entry still open), which a derive keeps up by
+adding what each changed stage outcome counts now and taking away what it counted before
+(its sign), so 1,000 late touches cost a few thousand rows counted, not every outcome.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 
-from journey.projections.kept import differ, replace_customers
+from journey.projections.kept import replace_customers
 from journey.projections.changes import CHANGE_COLUMNS, month_decided, stage_change_rows
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
@@ -88,18 +94,6 @@ def _observed(as_of: str) -> str:
     return f"greatest((epoch_us({as_of}) - epoch_us(s.entered_at)) / 1e6, 0)"
 
 
-# What depends on the end of the data (the latest touch): who failed, who is still deciding.
-_STEPS = f"""
-CREATE OR REPLACE TEMP VIEW stage_steps AS
-SELECT s.customer_id, s.stage_order, o.stage, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
-    s.next_at, s.seconds_to_next, $dimensions, s.reason, s.features,
-    {_observed("a.as_of")} AS seconds_observed,
-    {_failed("a.as_of")} AS failed,
-    s.cutoff
-FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-CROSS JOIN data_end a
-"""
-
 # median_seconds_to_next: from the first touch of the stage to the first of the next, over
 # the customers with both in that order (a stage skipped has no time of its own). in_progress: not moved on yet but still inside the stage's SLA at the end of the data
 # (never counted as lost); lost: did not move on and the SLA ran out (or, with no SLA,
@@ -107,12 +101,11 @@ CROSS JOIN data_end a
 _FUNNEL = """
 CREATE OR REPLACE TABLE stage_funnel AS
 WITH counts AS (
-    SELECT o.stage, o.stage_order, o.next_stage, o.sla_seconds, count(s.customer_id) AS entered,
-        count(s.next_at) AS reached, count(*) FILTER (WHERE s.failed) AS missed,
-        count(*) FILTER (WHERE s.customer_id IS NOT NULL AND s.next_at IS NULL AND s.failed IS NULL) AS pending,
-        median(s.own_seconds) AS median_next
-    FROM stage_order o LEFT JOIN stage_steps s USING (stage_order)
-    GROUP BY ALL
+    SELECT o.stage, o.stage_order, o.next_stage, o.sla_seconds, coalesce(f.entered, 0) AS entered,
+        coalesce(f.reached, 0) AS reached, coalesce(f.missed, 0) AS missed, coalesce(f.pending, 0) AS pending,
+        m.median_seconds AS median_next
+    FROM stage_order o LEFT JOIN internal.failure_funnel_counts f USING (stage_order)
+    LEFT JOIN internal.failure_medians m USING (stage_order)
 )
 SELECT stage, CAST(stage_order AS INTEGER) AS stage_order, entered,
     CASE WHEN next_stage IS NOT NULL THEN reached END AS reached_next,
@@ -161,11 +154,6 @@ SELECT s.*, $dimensions, w.reason,
 FROM new_outcomes s LEFT JOIN windows w USING (customer_id, stage_order)
 """
 
-_OWNERS = """
-CREATE OR REPLACE TEMP VIEW stage_owners AS
-SELECT customer_id, stage_order, stage, next_stage, failed, $dimensions, reason, features
-FROM stage_steps WHERE failed IS NOT NULL
-"""
 
 _REASON = """CASE
     WHEN type = 'call' AND answered = false THEN 'missed call without callback'
@@ -178,13 +166,9 @@ END"""
 
 _REASONS = """
 CREATE OR REPLACE TABLE failure_reasons AS
-WITH last AS (
-    SELECT customer_id, stage_order, reason FROM stage_owners WHERE failed AND reason IS NOT NULL
-)
-SELECT o.stage, l.reason, count(*) AS failed,
-    count(*) / sum(count(*)) OVER (PARTITION BY o.stage) AS share
-FROM last l JOIN stage_order o USING (stage_order)
-GROUP BY o.stage, o.stage_order, l.reason ORDER BY o.stage_order, failed DESC, reason
+SELECT o.stage, r.reason, r.failed, r.failed / sum(r.failed) OVER (PARTITION BY o.stage) AS share
+FROM internal.failure_reason_counts r JOIN stage_order o USING (stage_order)
+ORDER BY o.stage_order, r.failed DESC, r.reason
 """
 
 _FEATURE = """activity || coalesce(':' || CASE type
@@ -196,14 +180,10 @@ END, '')"""
 
 _CORRELATIONS = """
 CREATE OR REPLACE TABLE stage_correlations AS
-WITH features AS (  -- distinct per customer and stage (one row each): the window's touch features and owners
-    SELECT stage_order, failed, unnest(features) AS feature FROM stage_owners
-), totals AS (
-    SELECT stage_order, count(*) AS customers, count(*) FILTER (WHERE NOT failed) AS reached
-    FROM stage_owners GROUP BY stage_order
-), cells AS (  -- the outcome travels with each feature: no join back to the owners
-    SELECT stage_order, feature, count(*) AS customers_with, count(*) FILTER (WHERE NOT failed) AS reached_with
-    FROM features GROUP BY ALL
+WITH totals AS (  -- the decided outcomes: the features count each customer once per stage, with its outcome
+    SELECT stage_order, decided AS customers, decided - missed AS reached FROM internal.failure_funnel_counts
+), cells AS (
+    SELECT stage_order, feature, customers AS customers_with, reached AS reached_with FROM internal.failure_feature_counts
 ), ratios AS (
     SELECT c.*, t.customers - c.customers_with AS customers_without, t.reached - c.reached_with AS reached_without,
         least(c.reached_with, c.customers_with - c.reached_with, t.reached - c.reached_with,
@@ -234,66 +214,142 @@ _CURVE_COLUMNS = ("stage VARCHAR, next_stage VARCHAR, seconds DOUBLE, at_risk BI
 PER_CUSTOMER = ("internal.stage_outcomes",)
 """What this module keeps per customer between derives."""
 FAILURE_END = "internal.failure_end"
-"""The data's end (``as_of``, one row) the failure tables were last computed at."""
-KEPT = (*PER_CUSTOMER, FAILURE_END)
+"""The data's end (``as_of``, one row) the kept counts were last brought to."""
+
+
+def _n(condition: str) -> str:
+    """The signed count of the counted rows where ``condition`` holds (SQL)."""
+    return f"CAST(sum(CASE WHEN {condition} THEN sign ELSE 0 END) AS BIGINT)"
+
+
+@dataclass(frozen=True)
+class _Count:
+    """A count the failure tables are computed from, kept in ``table`` between derives:
+    per ``keys``, each column of ``columns`` counts the rows of ``rows`` (a query over
+    ``failure_inputs``, a stage outcome per row with its ``sign``) where its condition
+    holds. The keys are never NULL."""
+
+    table: str
+    keys: tuple[str, ...]
+    columns: dict[str, str]
+    rows: str
+
+    def counted(self) -> str:
+        """What the signed rows of ``failure_inputs`` add per key, keys adding nothing left out."""
+        keys = ", ".join(self.keys)
+        counts = ", ".join(f"{_n(condition)} AS {name}" for name, condition in self.columns.items())
+        nonzero = " OR ".join(f"{name} <> 0" for name in self.columns)
+        return f"SELECT * FROM (SELECT {keys}, {counts} FROM ({self.rows}) GROUP BY {keys}) WHERE {nonzero}"
+
+    def build(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"CREATE OR REPLACE TABLE {self.table} AS {self.counted()}")
+
+    def add(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Add what ``failure_inputs`` counts (signed) to the kept counts, in place; keys
+        whose counts all come to 0 go. Returns whether any count moved."""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE failure_delta AS {self.counted()}")
+        if not con.execute("SELECT count(*) FROM failure_delta").fetchone()[0]:
+            return False
+        same = " AND ".join(f"t.{key} = d.{key}" for key in self.keys)
+        added = ", ".join(f"{name} = t.{name} + d.{name}" for name in self.columns)
+        con.execute(f"UPDATE {self.table} t SET {added} FROM failure_delta d WHERE {same}")
+        con.execute(f"INSERT INTO {self.table} BY NAME SELECT d.* FROM failure_delta d "
+                    f"ANTI JOIN {self.table} t USING ({', '.join(self.keys)})")
+        con.execute(f"DELETE FROM {self.table} WHERE " + " AND ".join(f"{name} = 0" for name in self.columns))
+        return True
+
+
+_DIMENSION_LIST = ", ".join(DIMENSIONS)
+# What the failure tables count. A stage outcome is decided once it failed or not
+# (``_failed``): only decided outcomes count for their owners, reason and features; the
+# Kaplan-Meier curve counts the times taken to move on, and censors the entries still
+# open at the data's end (counted by entry time: the end moves, the entries do not).
+COUNTS = (
+    _Count("internal.failure_funnel_counts", ("stage_order",),
+           {"entered": "TRUE", "reached": "next_at IS NOT NULL", "missed": "failed",
+            "pending": "next_at IS NULL AND failed IS NULL", "decided": "failed IS NOT NULL"},
+           "SELECT * FROM failure_inputs"),
+    _Count("internal.failure_month_counts", ("stage_order", "month"),
+           {"entered": "TRUE", "lost": "failed", "moved_on": "NOT failed", "in_progress": "failed IS NULL"},
+           "SELECT *, CAST(date_trunc('month', entered_at AT TIME ZONE 'UTC') AS DATE) AS month FROM failure_inputs "
+           "WHERE next_stage IS NOT NULL AND sla_seconds IS NOT NULL"),
+    _Count("internal.failure_owner_counts", ("stage_order", "dimension", "value"), {"entered": "TRUE", "failed": "failed"},
+           f"SELECT * FROM (SELECT sign, stage_order, failed, {_DIMENSION_LIST} FROM failure_inputs "
+           f"WHERE failed IS NOT NULL) UNPIVOT (value FOR dimension IN ({_DIMENSION_LIST}))"),
+    _Count("internal.failure_reason_counts", ("stage_order", "reason"), {"failed": "TRUE"},
+           "SELECT * FROM failure_inputs WHERE failed AND reason IS NOT NULL"),
+    _Count("internal.failure_feature_counts", ("stage_order", "feature"), {"customers": "TRUE", "reached": "NOT failed"},
+           "SELECT sign, stage_order, failed, unnest(features) AS feature FROM failure_inputs WHERE failed IS NOT NULL"),
+    _Count("internal.failure_reached_counts", ("stage_order", "seconds"), {"n": "TRUE"},
+           "SELECT sign, stage_order, seconds_to_next AS seconds FROM failure_inputs "
+           "WHERE next_stage IS NOT NULL AND next_at IS NOT NULL"),
+    _Count("internal.failure_open_counts", ("stage_order", "entered_at"), {"n": "TRUE"},
+           "SELECT sign, stage_order, entered_at FROM failure_inputs WHERE next_stage IS NOT NULL AND next_at IS NULL"),
+)
+"""The counts kept between derives, from which every failure table is computed."""
+MEDIANS = "internal.failure_medians"
+"""Each stage's median time to the next (medians do not add up: computed again over every
+outcome when a changed outcome's own time did)."""
+KEPT = (*PER_CUSTOMER, FAILURE_END, MEDIANS, *(count.table for count in COUNTS))
 """What this module keeps between derives."""
 TABLES = ("stage_funnel", "stage_conversion_curve", "stage_months", "stage_changes", "failure_points",
           "failure_reasons", "stage_correlations")
 """The tables ``write_failure_tables`` writes, all or none."""
 
 
-def _inputs(source: str, as_of: str) -> str:
-    """What the failure tables read of each stage outcome in ``source`` by the data's end
-    ``as_of`` (SQL), the censoring of those still deciding aside (``_CENSORING``): the
-    tables count these rows and never ask whose they are; the owners, reason and features
-    count only where the outcome is decided."""
-    failed = _failed(as_of)
+def _inputs(source: str, as_of: str, sign: int) -> str:
+    """What the kept counts count of each stage outcome in ``source`` by the data's end
+    ``as_of`` (SQL), with its ``sign`` (+1 counted, -1 taken away)."""
     owners = ", ".join(f"s.{d}" for d in DIMENSIONS)
-    return f"""SELECT s.stage_order, s.entered_at, s.own_seconds, s.next_at, s.seconds_to_next, {failed} AS failed,
-        CASE WHEN ({failed}) IS NOT NULL THEN [{owners}, s.reason] END AS owners,
-        CASE WHEN ({failed}) IS NOT NULL THEN list_sort(s.features) END AS features
+    return f"""SELECT {sign} AS sign, s.stage_order, o.next_stage, o.sla_seconds, s.entered_at, s.own_seconds,
+        s.next_at, s.seconds_to_next, {_failed(as_of)} AS failed, {owners}, s.reason, s.features
     FROM {source} s JOIN stage_order o USING (stage_order)"""
 
+
+# The outcomes of the customers not derived again whose failure the move of the data's
+# end from $old to $new decides (a customer still deciding whose SLA ran out in between).
+_DECIDED_BY_END = f"""(
+    SELECT s.* FROM internal.stage_outcomes s ANTI JOIN $dirty d USING (customer_id)
+    JOIN stage_order o USING (stage_order)
+    WHERE s.next_at IS NULL AND o.sla_seconds IS NOT NULL
+      AND ({_failed("$old")}) IS DISTINCT FROM ({_failed("$new")}))"""
 
 # Whether moving the data's end from $old to $new moves a Kaplan-Meier censoring across a
 # time someone moved on at (at risk or censored at that time would change): the first such
 # time of the stage at or after each censoring, against the censoring's new time.
 _CENSORING = f"""
 WITH censored AS (
-    SELECT s.stage_order, {_observed("$old")} AS before, {_observed("$new")} AS after
-    FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-    WHERE o.next_stage IS NOT NULL AND s.next_at IS NULL
-), moved_on AS (
-    SELECT DISTINCT s.stage_order, s.seconds_to_next AS seconds
-    FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-    WHERE o.next_stage IS NOT NULL AND s.next_at IS NOT NULL
+    SELECT stage_order, {_observed("$old")} AS before, {_observed("$new")} AS after
+    FROM internal.failure_open_counts s
 )
-SELECT count(*) FROM censored c ASOF JOIN moved_on m ON c.stage_order = m.stage_order AND m.seconds >= c.before
+SELECT count(*) FROM censored c ASOF JOIN internal.failure_reached_counts m
+    ON c.stage_order = m.stage_order AND m.seconds >= c.before
 WHERE m.seconds <= c.after
 """
 
-# Outcomes whose failure the move of the data's end decides (a customer still deciding
-# whose SLA ran out in between), and months the move decides.
-_DECIDED = f"""
-SELECT (SELECT count(*) FROM internal.stage_outcomes s JOIN stage_order o USING (stage_order)
-        WHERE s.next_at IS NULL AND o.sla_seconds IS NOT NULL
-          AND ({_failed("$old")}) IS DISTINCT FROM ({_failed("$new")}))
-     + (SELECT count(*) FROM stage_months m JOIN stage_order o USING (stage_order)
-        WHERE ({month_decided("m.month", "o.sla_seconds", "$old")}) <> ({month_decided("m.month", "o.sla_seconds", "$new")}))
+# Months whose ``decided`` the move of the data's end flips.
+_MONTHS_DECIDED = f"""
+SELECT count(*) FROM stage_months m JOIN stage_order o USING (stage_order)
+WHERE ({month_decided("m.month", "o.sla_seconds", "$old")}) <> ({month_decided("m.month", "o.sla_seconds", "$new")})
 """
+
+_OWN_TIMES_MOVED = "SELECT EXISTS (SELECT 1 FROM failure_inputs GROUP BY stage_order, own_seconds HAVING sum(sign) <> 0)"
 
 
 def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirty: str | None = None,
-                         touches: str = "touchpoints", *, compare: bool = True) -> bool:
+                         touches: str = "touchpoints") -> bool:
     """(Re)write the failure tables (``TABLES``) from ``touchpoints`` under ``model``. With
     ``dirty`` (a table of customer ids), only those customers' stage outcomes and windows
-    are derived again, from ``touches`` (a table holding every touch of theirs); the
-    tables are then computed from the kept per-customer rows and the data's end, or kept
-    as they are when nothing they read changed: the dirty customers' outcomes as the
-    tables read them (``_inputs``), whose failure or month the data's end decides, and the
-    Kaplan-Meier censoring (``_CENSORING``); with ``compare`` False they are written without
-    comparing. Returns whether the tables were written."""
+    are derived again, from ``touches`` (a table holding every touch of theirs), and the
+    kept counts (``COUNTS``) take their old outcomes away (as counted at the kept end of the
+    data) and add their new ones, as well as the other outcomes whose failure the data's
+    new end decides. The tables are written again from the counts when a count moved, a
+    changed outcome's own time did (the medians), or the new end flips a month's
+    ``decided`` or moves a Kaplan-Meier censoring across a time someone moved on at;
+    otherwise they are kept as they are. Returns whether the tables were written."""
     _stage_order(con, model)
+    con.execute("CREATE OR REPLACE TEMP TABLE data_end AS SELECT max(occurred_at) AS as_of FROM touchpoints")
+    after = con.execute("SELECT as_of FROM data_end").fetchone()[0]
     scope = "TRUE" if dirty is None else f"t.customer_id IN (SELECT customer_id FROM {dirty})"
     con.execute("CREATE OR REPLACE TEMP TABLE new_outcomes AS "
                 + _OUTCOMES.replace("$dirty", scope).replace("$touches", touches))
@@ -304,53 +360,65 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
     owner_features = ", ".join(f"'{d}=' || w.{d}" for d in DIMENSIONS)
     windows = (_WINDOWS.replace("$owners", owners).replace("$reason", _REASON).replace("$feature", _FEATURE)
                .replace("$dimensions", dimensions).replace("$owner_features", owner_features))
-    before = None if dirty is None or not compare else _kept_end(con)
-    if before is not None:
+    before = None if dirty is None else _kept_end(con)
+    if dirty is None or before is None:
+        replace_customers(con, "internal.stage_outcomes", windows, None)
+        con.execute("CREATE OR REPLACE TEMP TABLE failure_inputs AS "
+                    + _inputs("internal.stage_outcomes", "$end::TIMESTAMPTZ", 1), {"end": after})
+        for count in COUNTS:
+            count.build(con)
+        moved = True
+    else:
         mine = f"(SELECT * FROM internal.stage_outcomes WHERE customer_id IN (SELECT customer_id FROM {dirty}))"
-        con.execute("CREATE OR REPLACE TEMP TABLE old_inputs AS " + _inputs(mine, "$end"), {"end": before})
+        con.execute("CREATE OR REPLACE TEMP TABLE failure_inputs AS " + _inputs(mine, "$end::TIMESTAMPTZ", -1), {"end": before})
+        if after != before:
+            decided = _DECIDED_BY_END.replace("$dirty", dirty)
+            ends = {"old": before, "new": after}
+            con.execute("INSERT INTO failure_inputs " + _inputs(decided, "$old", -1), ends)
+            con.execute("INSERT INTO failure_inputs " + _inputs(decided, "$new", 1), ends)
         con.execute("CREATE OR REPLACE TEMP TABLE new_windows AS " + windows)
-        windows = "SELECT * FROM new_windows"
-    replace_customers(con, "internal.stage_outcomes", windows, dirty)
-    con.execute("CREATE OR REPLACE TEMP TABLE data_end AS SELECT max(occurred_at) AS as_of FROM touchpoints")
-    write = before is None or _moved(con, before)
+        replace_customers(con, "internal.stage_outcomes", "SELECT * FROM new_windows", dirty)
+        con.execute("INSERT INTO failure_inputs " + _inputs("new_windows", "$end::TIMESTAMPTZ", 1), {"end": after})
+        moved = any([count.add(con) for count in COUNTS])  # every count, moved or not
+    own_times = dirty is None or before is None or bool(con.execute(_OWN_TIMES_MOVED).fetchone()[0])
+    if own_times:
+        con.execute(f"CREATE OR REPLACE TABLE {MEDIANS} AS SELECT stage_order, median(own_seconds) AS median_seconds "
+                    "FROM internal.stage_outcomes GROUP BY stage_order")
+    write = moved or own_times or _end_decides(con, before, after)
     if write:
         _write_tables(con)
-    for table in ("stage_order", "data_end", "new_outcomes", "window_touches", "old_inputs", "new_windows"):
+    con.execute(f"CREATE OR REPLACE TABLE {FAILURE_END} AS SELECT as_of FROM data_end")
+    for table in ("stage_order", "data_end", "new_outcomes", "window_touches", "new_windows", "failure_inputs",
+                  "failure_delta"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return write
 
 
 def _kept_end(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The data's end the kept failure tables were computed at (None: not known)."""
+    """The data's end the kept counts were brought to (None: not known)."""
     row = con.execute(f"SELECT max(as_of) FROM {FAILURE_END}").fetchone()
     return None if row is None else row[0]
 
 
-def _moved(con: duckdb.DuckDBPyConnection, before: datetime) -> bool:
-    """Whether anything the failure tables read changed since they were computed at the
-    data's end ``before`` (the dirty customers' outcomes replaced, ``data_end`` the new end)."""
-    after = con.execute("SELECT as_of FROM data_end").fetchone()[0]
-    if after is None or after < before:
+def _end_decides(con: duckdb.DuckDBPyConnection, before: datetime | None, after: datetime | None) -> bool:
+    """Whether moving the data's end from ``before`` to ``after``, the counts unchanged,
+    changes a failure table: a month's ``decided``, or a censoring across a time someone
+    moved on at (at risk and censored counts at every reported time are otherwise the same)."""
+    if before == after:
+        return False
+    if before is None or after is None or after < before:
         return True
-    changed = differ(con, "old_inputs", "(" + _inputs("new_windows", "$end") + ")", {"end": after})
-    if changed or after == before:
-        return changed
-    moved = {"old": before, "new": after}
-    return bool(con.execute(_DECIDED, moved).fetchone()[0] or con.execute(_CENSORING, moved).fetchone()[0])
+    ends = {"old": before, "new": after}
+    return bool(con.execute(_MONTHS_DECIDED, ends).fetchone()[0] or con.execute(_CENSORING, ends).fetchone()[0])
 
 
 def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Every failure table from the kept stage outcomes and ``data_end``, which is kept."""
-    dimensions = ", ".join(f"s.{d}" for d in DIMENSIONS)
-    con.execute(_STEPS.replace("$dimensions", dimensions))
+    """Every failure table from the kept counts and ``data_end``."""
     con.execute(_FUNNEL)
     _curves(con)
-    con.execute(_OWNERS.replace("$dimensions", ", ".join(DIMENSIONS)))
     con.execute(_REASONS)
-    con.execute(_CORRELATIONS.replace("$dimensions", ", ".join(DIMENSIONS)), {"min_cell": MIN_CELL})
-    _write_tests(con, _failure_points(con), stage_change_rows(con))
-    con.execute("DROP VIEW stage_owners; DROP VIEW stage_steps")
-    con.execute(f"CREATE OR REPLACE TABLE {FAILURE_END} AS SELECT as_of FROM data_end")
+    con.execute(_CORRELATIONS, {"min_cell": MIN_CELL})
+    _write_tests(con, _failure_points(con), stage_change_rows(con, "internal.failure_month_counts"))
 
 
 def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
@@ -368,20 +436,12 @@ def _stage_order(con: duckdb.DuckDBPyConnection, model: StageModel) -> None:
 def _failure_points(con: duckdb.DuckDBPyConnection) -> list[list[object]]:
     """Every owner value of every stage against the rest of its stage: the rows of
     ``failure_points`` up to the p-value (the caller corrects and writes them)."""
-    dimensions = ", ".join(DIMENSIONS)
-    rows = con.execute(f"""
-        WITH owned AS (
-            SELECT stage_order, stage, next_stage, failed, dimension, value
-            FROM stage_owners UNPIVOT (value FOR dimension IN ({dimensions}))
-        ), overall AS (
-            SELECT stage_order, count(*) AS n, count(*) FILTER (WHERE failed) AS f FROM stage_owners GROUP BY 1
-        )
-        SELECT o.stage, o.next_stage, o.dimension, o.value, count(*) AS entered,
-            count(*) FILTER (WHERE o.failed) AS failed, any_value(v.n), any_value(v.f)
-        FROM owned o JOIN overall v USING (stage_order) JOIN stage_order s USING (stage_order)
-        WHERE list_contains(s.owners, o.dimension)
-        GROUP BY o.stage_order, o.stage, o.next_stage, o.dimension, o.value
-        ORDER BY o.stage_order, o.dimension, o.value
+    rows = con.execute("""
+        SELECT o.stage, o.next_stage, w.dimension, w.value, w.entered, w.failed, f.decided, f.missed
+        FROM internal.failure_owner_counts w JOIN stage_order o USING (stage_order)
+        JOIN internal.failure_funnel_counts f USING (stage_order)
+        WHERE list_contains(o.owners, w.dimension)
+        ORDER BY o.stage_order, w.dimension, w.value
     """).fetchall()
     scored: list[list[object]] = []
     for stage, next_stage, dimension, value, entered, failed, total, total_failed in rows:
@@ -408,18 +468,15 @@ def _write_tests(con: duckdb.DuckDBPyConnection, points: list[list[object]], cha
     _insert(con, "stage_changes", CHANGE_COLUMNS, changes)
 
 
-# The Kaplan-Meier curve of moving on, per group, over ``km_input(grp, seconds, done)``: one
-# row per distinct time (at risk, reached then, censored then, share reached by then =
-# 1 - survival). A customer who has not moved on yet is censored at the time observed
-# so far: still deciding, not lost.
+# The Kaplan-Meier curve of moving on, per group, over ``km_counts(grp, seconds, reached,
+# censored)`` (one row per group and distinct time): at risk, reached then, censored then,
+# share reached by then = 1 - survival. A customer who has not moved on yet is censored at
+# the time observed so far: still deciding, not lost.
 _KAPLAN_MEIER = """
-WITH g AS (
-    SELECT grp, seconds, count(*) FILTER (WHERE done) AS reached, count(*) FILTER (WHERE NOT done) AS censored
-    FROM km_input GROUP BY ALL
-), r AS (
+WITH r AS (
     SELECT *, CAST(sum(reached + censored) OVER (PARTITION BY grp ORDER BY seconds DESC
                                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS at_risk
-    FROM g
+    FROM km_counts
 )
 SELECT grp, seconds, at_risk, reached, censored,
     1 - product(1 - reached / at_risk) OVER (PARTITION BY grp ORDER BY seconds
@@ -433,8 +490,9 @@ def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tu
     then, share reached by then), one row per distinct time."""
     con = duckdb.connect()
     try:
-        con.execute("CREATE TEMP TABLE km_input AS SELECT 1 AS grp, unnest($1::DOUBLE[]) AS seconds, "
-                    "unnest($2::BOOLEAN[]) AS done", [list(durations), list(reached)])
+        con.execute("CREATE TEMP TABLE km_counts AS SELECT 1 AS grp, seconds, count(*) FILTER (WHERE done) AS reached, "
+                    "count(*) FILTER (WHERE NOT done) AS censored FROM (SELECT unnest($1::DOUBLE[]) AS seconds, "
+                    "unnest($2::BOOLEAN[]) AS done) GROUP BY ALL", [list(durations), list(reached)])
         return [tuple(row[1:]) for row in con.execute(_KAPLAN_MEIER + " ORDER BY seconds").fetchall()]
     finally:
         con.close()
@@ -443,11 +501,13 @@ def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tu
 def _curves(con: duckdb.DuckDBPyConnection) -> None:
     """``stage_conversion_curve`` (Kaplan-Meier per stage), and each stage's share reaching the
     next within its SLA estimated on it (``stage_funnel.conversion_within_sla``)."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE km_input AS
-        SELECT stage_order AS grp, coalesce(seconds_to_next, seconds_observed) AS seconds,
-            next_at IS NOT NULL AS done
-        FROM stage_steps WHERE next_stage IS NOT NULL
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE km_counts AS
+        SELECT grp, seconds, CAST(sum(reached) AS BIGINT) AS reached, CAST(sum(censored) AS BIGINT) AS censored
+        FROM (SELECT stage_order AS grp, seconds, n AS reached, 0 AS censored FROM internal.failure_reached_counts
+              UNION ALL
+              SELECT s.stage_order, {_observed("a.as_of")}, 0, s.n FROM internal.failure_open_counts s CROSS JOIN data_end a)
+        GROUP BY ALL
     """)
     con.execute(f"CREATE OR REPLACE TEMP TABLE km AS {_KAPLAN_MEIER}")
     con.execute(f"CREATE OR REPLACE TABLE stage_conversion_curve ({_CURVE_COLUMNS})")
@@ -464,7 +524,7 @@ def _curves(con: duckdb.DuckDBPyConnection) -> None:
               FROM km k JOIN stage_order o ON o.stage_order = k.grp WHERE o.sla_seconds IS NOT NULL GROUP BY o.stage) w
         WHERE f.stage = w.stage
     """)
-    con.execute("DROP TABLE km_input; DROP TABLE km")
+    con.execute("DROP TABLE km_counts; DROP TABLE km")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: Sequence[Sequence[object]]) -> None:
