@@ -267,17 +267,21 @@ WHERE {ROW_KEY} IN (SELECT row_key FROM (SELECT * FROM rows_after EXCEPT SELECT 
 DROP TABLE rows_before; DROP TABLE rows_after;
 """
 
+# The windows number narrow rows (the row, its owner, type and time) joined back to the
+# touch: over whole rows they sorted every column twice (1.39 against 1.77 s for the
+# 1M-touch clinic's full derive; 87 against 94 ms for 1,000 customers' rows).
 _TOUCHPOINTS = f"""
-WITH {_OWNED.replace("$source", "touch_source")}, visits AS (
-    SELECT *,
-        row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at
-    FROM owned
+WITH {_OWNED.replace("$source", "touch_source")}, numbered AS (
+    SELECT position, credit, row_number() OVER v AS type_no, lag(occurred_at) OVER v AS prev_type_at,
+        CASE WHEN customer_id IS NOT NULL
+             THEN row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position, credit) END AS seq
+    FROM (SELECT position, credit, customer_id, type, occurred_at FROM owned)
     WINDOW v AS (PARTITION BY customer_id, type ORDER BY occurred_at, position, credit)
+), visits AS (
+    SELECT * FROM owned JOIN numbered USING (position, credit)
 )
 SELECT event_id, customer_id, type, activity, $stage_case AS stage, channel, source,
-    occurred_at, recorded_at, position,
-    CASE WHEN customer_id IS NOT NULL
-         THEN row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, position, credit) END AS seq,
+    occurred_at, recorded_at, position, seq,
     amount, currency, doctor, administrator, branch, booking_id, visit_id, campaign,
     direction, purpose, answered, outcome, status, rating, properties,
     patient_id IS NOT NULL AS identified
