@@ -37,8 +37,8 @@ from journey.projections.changes import CHANGE_COLUMNS, month_decided, stage_cha
 from journey.projections.stage_model import OWNER_DIMENSIONS, StageModel
 from journey.projections.stats import ALPHA, MIN_GROUP, benjamini_hochberg, two_proportion_p
 
-__all__ = ["ALPHA", "DIMENSIONS", "MIN_CELL", "MIN_GROUP", "PER_CUSTOMER", "benjamini_hochberg", "kaplan_meier",
-           "two_proportion_p", "write_failure_tables"]
+__all__ = ["ALPHA", "COUNTS", "DIMENSIONS", "KEPT", "MEDIANS", "MIN_CELL", "MIN_GROUP", "PER_CUSTOMER", "TABLES",
+           "benjamini_hochberg", "kaplan_meier", "two_proportion_p", "write_failure_tables"]
 
 DIMENSIONS = OWNER_DIMENSIONS
 MIN_CELL = 5
@@ -227,7 +227,10 @@ class _Count:
     """A count the failure tables are computed from, kept in ``table`` between derives:
     per ``keys``, each column of ``columns`` counts the rows of ``rows`` (a query over
     ``failure_inputs``, a stage outcome per row with its ``sign``) where its condition
-    holds. The keys are never NULL."""
+    holds. The keys are never NULL. Not a ``kept.RunningCount``: that one counts a
+    per-customer table's rows by customer, while an outcome counts here by the data's
+    end too (the same outcome -1 at the old end, +1 at the new), and these counts are
+    updated in place (a running count's table is written again whole)."""
 
     table: str
     keys: tuple[str, ...]
