@@ -336,6 +336,15 @@ SELECT count(*) FROM stage_months m JOIN stage_order o USING (stage_order)
 WHERE ({month_decided("m.month", "o.sla_seconds", "$old")}) <> ({month_decided("m.month", "o.sla_seconds", "$new")})
 """
 
+# Whether the signed rows leave anything counted: a row as the counts read it (owners,
+# reason and features only where the outcome is decided, features in any order) without
+# its opposite. One query instead of every count's; a follower's batch (messages in the
+# open windows of undecided outcomes) usually leaves nothing.
+_UNCANCELLED = ("SELECT EXISTS (SELECT 1 FROM failure_inputs GROUP BY stage_order, next_stage, sla_seconds, "
+                "entered_at, own_seconds, next_at, seconds_to_next, failed, "
+                f"CASE WHEN failed IS NOT NULL THEN [{_DIMENSION_LIST}, reason] END, "
+                "CASE WHEN failed IS NOT NULL THEN list_sort(features) END HAVING sum(sign) <> 0)")
+
 _OWN_TIMES_MOVED = "SELECT EXISTS (SELECT 1 FROM failure_inputs GROUP BY stage_order, own_seconds HAVING sum(sign) <> 0)"
 
 
@@ -370,20 +379,23 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
                     + _inputs("internal.stage_outcomes", "$end::TIMESTAMPTZ", 1), {"end": after})
         for count in COUNTS:
             count.build(con)
-        moved = True
+        moved = changed = True
     else:
         mine = f"(SELECT * FROM internal.stage_outcomes WHERE customer_id IN (SELECT customer_id FROM {dirty}))"
         con.execute("CREATE OR REPLACE TEMP TABLE failure_inputs AS " + _inputs(mine, "$end::TIMESTAMPTZ", -1), {"end": before})
-        if after != before:
-            decided = _DECIDED_BY_END.replace("$dirty", dirty)
+        if after != before:  # one scan of the outcomes for both ends
             ends = {"old": before, "new": after}
-            con.execute("INSERT INTO failure_inputs " + _inputs(decided, "$old", -1), ends)
-            con.execute("INSERT INTO failure_inputs " + _inputs(decided, "$new", 1), ends)
+            con.execute("CREATE OR REPLACE TEMP TABLE decided_by_end AS "
+                        + _DECIDED_BY_END.replace("$dirty", dirty), ends)
+            con.execute("INSERT INTO failure_inputs " + _inputs("decided_by_end", "$end", -1), {"end": before})
+            con.execute("INSERT INTO failure_inputs " + _inputs("decided_by_end", "$end", 1), {"end": after})
         con.execute("CREATE OR REPLACE TEMP TABLE new_windows AS " + windows)
         replace_customers(con, "internal.stage_outcomes", "SELECT * FROM new_windows", dirty)
         con.execute("INSERT INTO failure_inputs " + _inputs("new_windows", "$end::TIMESTAMPTZ", 1), {"end": after})
-        moved = any([count.add(con) for count in COUNTS])  # every count, moved or not
-    own_times = dirty is None or before is None or bool(con.execute(_OWN_TIMES_MOVED).fetchone()[0])
+        # a follower's batch usually changes no outcome as counted: its rows cancel out
+        changed = bool(con.execute(_UNCANCELLED).fetchone()[0])
+        moved = changed and any([count.add(con) for count in COUNTS])  # every count, moved or not
+    own_times = dirty is None or before is None or (changed and bool(con.execute(_OWN_TIMES_MOVED).fetchone()[0]))
     if own_times:
         con.execute(f"CREATE OR REPLACE TABLE {MEDIANS} AS SELECT stage_order, median(own_seconds) AS median_seconds "
                     "FROM internal.stage_outcomes GROUP BY stage_order")
@@ -392,7 +404,7 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
         _write_tables(con)
     con.execute(f"CREATE OR REPLACE TABLE {FAILURE_END} AS SELECT as_of FROM data_end")
     for table in ("stage_order", "data_end", "new_outcomes", "window_touches", "new_windows", "failure_inputs",
-                  "failure_delta"):
+                  "failure_delta", "decided_by_end"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return write
 
