@@ -336,14 +336,19 @@ SELECT count(*) FROM stage_months m JOIN stage_order o USING (stage_order)
 WHERE ({month_decided("m.month", "o.sla_seconds", "$old")}) <> ({month_decided("m.month", "o.sla_seconds", "$new")})
 """
 
-# Whether the signed rows leave anything counted: a row as the counts read it (owners,
-# reason and features only where the outcome is decided, features in any order) without
-# its opposite. One query instead of every count's; a follower's batch (messages in the
-# open windows of undecided outcomes) usually leaves nothing.
-_UNCANCELLED = ("SELECT EXISTS (SELECT 1 FROM failure_inputs GROUP BY stage_order, next_stage, sla_seconds, "
-                "entered_at, own_seconds, next_at, seconds_to_next, failed, "
-                f"CASE WHEN failed IS NOT NULL THEN [{_DIMENSION_LIST}, reason] END, "
-                "CASE WHEN failed IS NOT NULL THEN list_sort(features) END HAVING sum(sign) <> 0)")
+# Whether the signed rows leave anything counted: a row as the counts read it (every
+# column of ``_inputs``; owners, reason and features only where the outcome is decided,
+# features in any order) without its opposite. One query instead of every count's; a
+# follower's batch (messages in the open windows of undecided outcomes) usually leaves nothing.
+_UNCANCELLED = f"""
+SELECT EXISTS (
+    SELECT COLUMNS(* EXCLUDE (sign)) FROM (
+        SELECT * EXCLUDE ({_DIMENSION_LIST}, reason, features),
+            CASE WHEN failed IS NOT NULL THEN [{_DIMENSION_LIST}, reason] END AS decided_owners,
+            CASE WHEN failed IS NOT NULL THEN list_sort(features) END AS decided_features
+        FROM failure_inputs)
+    GROUP BY ALL HAVING sum(sign) <> 0)
+"""
 
 _OWN_TIMES_MOVED = "SELECT EXISTS (SELECT 1 FROM failure_inputs GROUP BY stage_order, own_seconds HAVING sum(sign) <> 0)"
 
