@@ -176,7 +176,7 @@ WHERE c.patients <= 1;
 # The touches, and a referred friend as the referring patient's act too (``credit``).
 _SOURCE = """
 CREATE OR REPLACE TEMP VIEW touch_source AS
-SELECT *, false AS credit FROM internal.touches
+SELECT * EXCLUDE (read_properties), false AS credit FROM internal.touches
 UNION ALL BY NAME
 SELECT position, 'referred:' || event_id AS event_id, 'referred_friend' AS type,
     'referred_friend' AS activity, occurred_at, recorded_at, referrer_key AS patient_id, true AS credit
@@ -186,19 +186,36 @@ FROM internal.touches WHERE referrer_key IS NOT NULL
 # ``touch_source`` restricted to the positions derived again by a semi join on the plain
 # column, before the union and the row key (a semi join on the key computed over the
 # union read every column of every touch into the join: 0.18 s against 0.14 s at 1M).
-_AGAIN_SOURCE = _SOURCE.replace("touch_source", "again_source").replace(
+# Its ``properties`` are only those the derive reads (``read_properties``): the rows it
+# writes take their whole properties again (``rows_changed``).
+_AGAIN_SOURCE = _SOURCE.replace("* EXCLUDE (read_properties)", "* EXCLUDE (properties, read_properties), "
+                                "read_properties AS properties").replace("touch_source", "again_source").replace(
     "FROM internal.touches", "FROM internal.touches SEMI JOIN again_positions USING (position)").replace(
     "CREATE OR REPLACE TEMP VIEW", "CREATE OR REPLACE TEMP TABLE again_positions AS "
     "SELECT DISTINCT row_key // 2 AS position FROM rows_again;\nCREATE OR REPLACE TEMP VIEW")
+
+# The identity map's rows for the identifiers of ``$source``'s rows that name no patient (the
+# only rows whose owner the map decides): the rows a batch hits join these few map rows, not
+# the whole map three times (three hash tables of ~200,000 identifiers at 1M touches; the
+# hit rows' owners took 41.7-46.1 against ~16 ms at 1M). The dirty customers' touches are
+# joined to the whole map: finding their identifiers first reads their scattered rows once
+# more (35 ms, no gain).
+_OWNER_MAP = """
+CREATE OR REPLACE TEMP TABLE owner_map AS
+SELECT id_kind, id, canonical FROM internal.identity_map SEMI JOIN (
+    SELECT unnest(['phone', 'email', 'anonymous_id']) AS id_kind, unnest([phone_key, email_key, anonymous_key]) AS id
+    FROM $source WHERE patient_id IS NULL
+) USING (id_kind, id)
+"""
 
 # Whose touch it is: the patient named, else the one customer its identifiers resolve to.
 _OWNED = """
 named AS (
     SELECT t.*, list_filter([mp.canonical, me.canonical, ma.canonical], lambda x: x IS NOT NULL) AS names
     FROM $source t
-    LEFT JOIN internal.identity_map mp ON mp.id_kind = 'phone' AND mp.id = t.phone_key
-    LEFT JOIN internal.identity_map me ON me.id_kind = 'email' AND me.id = t.email_key
-    LEFT JOIN internal.identity_map ma ON ma.id_kind = 'anonymous_id' AND ma.id = t.anonymous_key
+    LEFT JOIN $map mp ON mp.id_kind = 'phone' AND mp.id = t.phone_key
+    LEFT JOIN $map me ON me.id_kind = 'email' AND me.id = t.email_key
+    LEFT JOIN $map ma ON ma.id_kind = 'anonymous_id' AND ma.id = t.anonymous_key
     WHERE $rows
 ), resolved AS (
     SELECT *, list_sort(list_distinct(list_filter(names, lambda x: NOT (
@@ -226,10 +243,11 @@ to the referring patient (a second row of the same touch)."""
 _DIRTY = f"""
 CREATE OR REPLACE TEMP TABLE hit_rows AS
 SELECT * FROM named_source t WHERE t.position > $since OR {_naming("t")};
+{_OWNER_MAP.replace("$source", "hit_rows")};
 CREATE OR REPLACE TEMP TABLE hit AS
 SELECT position, credit, patient_id AS customer_id FROM hit_rows WHERE patient_id IS NOT NULL
 UNION ALL
-(WITH {_OWNED.replace("$source", "hit_rows").replace("$rows", "t.patient_id IS NULL")}
+(WITH {_OWNED.replace("$source", "hit_rows").replace("$rows", "t.patient_id IS NULL").replace("$map", "owner_map")}
  SELECT position, credit, customer_id FROM owned);
 DROP TABLE hit_rows;
 CREATE OR REPLACE TEMP TABLE dirty AS
@@ -261,9 +279,13 @@ CREATE OR REPLACE TEMP TABLE rows_after AS
 SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM changed_touchpoints;
 CREATE OR REPLACE TEMP TABLE rows_gone AS  -- changed, or no longer derived
 SELECT row_key FROM (SELECT * FROM rows_before EXCEPT SELECT * FROM rows_after);
-CREATE OR REPLACE TEMP TABLE rows_changed AS  -- new, or changed
-SELECT * FROM changed_touchpoints
-WHERE {ROW_KEY} IN (SELECT row_key FROM (SELECT * FROM rows_after EXCEPT SELECT * FROM rows_before));
+CREATE OR REPLACE TEMP TABLE rows_changed AS  -- new, or changed, with their whole properties
+WITH changed AS (
+    SELECT * FROM changed_touchpoints
+    WHERE {ROW_KEY} IN (SELECT row_key FROM (SELECT * FROM rows_after EXCEPT SELECT * FROM rows_before))
+)
+SELECT c.* REPLACE (CASE WHEN c.type <> 'referred_friend' THEN t.properties END AS properties)
+FROM changed c JOIN internal.touches t ON t.position = c.position;
 DROP TABLE rows_before; DROP TABLE rows_after;
 """
 
@@ -463,7 +485,7 @@ KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "
 
 _TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
               "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
-              "new_identifiers", "identifier_owners", "again_positions", "rows_changed", "rows_gone")
+              "new_identifiers", "identifier_owners", "again_positions", "rows_changed", "rows_gone", "owner_map")
 
 WRITTEN = "written:"
 """``internal.meta`` keys ``written:TABLE``: the derive that last wrote an analysis table an
@@ -529,7 +551,8 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
     stages = compile_stages(model, "visits")
     touchpoints = _TOUCHPOINTS.replace("$stage_case", stages.sql)
     if full:
-        con.execute("CREATE OR REPLACE TABLE touchpoints AS " + touchpoints.replace("$rows", "TRUE"),
+        con.execute("CREATE OR REPLACE TABLE touchpoints AS " + touchpoints.replace("$rows", "TRUE")
+                    .replace("$map", "internal.identity_map"),
                     stages.parameters)
         touches = "touchpoints"
     else:  # every touch of the dirty customers, derived again: what the per-customer tables read
@@ -539,7 +562,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         rows = "t.position * 2 + t.credit::INTEGER IN (SELECT row_key FROM rows_again)"
         con.execute(_AGAIN_SOURCE)
         con.execute("CREATE OR REPLACE TEMP TABLE changed_touchpoints AS " + touchpoints.replace("$rows", rows)
-                    .replace("touch_source", "again_source"), stages.parameters)
+                    .replace("touch_source", "again_source").replace("$map", "internal.identity_map"), stages.parameters)
         con.execute(_TOUCHPOINT_CHANGES.replace("$mine", mine))  # only the rows that differ are rewritten (and logged)
         con.execute(f"DELETE FROM touchpoints WHERE {ROW_KEY} IN (SELECT row_key FROM rows_gone)")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM rows_changed")

@@ -23,6 +23,7 @@ from journey.domain.events import CustomerErased, IdentityLinked, IdentityUnlink
 from journey.crypto.keys import KeyStore
 from journey.crypto.sealer import PREFIX, key_id_of
 from journey.crypto.pseudonym import Pseudonymiser
+from journey.projections.schema import read_properties
 
 __all__ = ["Poison", "load_batch"]
 
@@ -107,7 +108,7 @@ END AS reason
 FROM parsed
 """
 
-_INSERT_TOUCHES = """
+_INSERT_TOUCHES = f"""
 INSERT INTO internal.touches
 SELECT p.position, p.event_id, p.type, coalesce(p.activity, p.type), p.channel, p.source,
     CAST(p.occurred_at AS TIMESTAMPTZ), p.recorded_at, kc.key,
@@ -116,7 +117,7 @@ SELECT p.position, p.event_id, p.type, coalesce(p.activity, p.type), p.channel, 
     coalesce(p.amount_currency, p.total_currency, p.cost_currency),
     coalesce(p.doctor, p.to_doctor), p.administrator, p.branch, p.booking_id, p.visit_id,
     p.campaign, p.direction, p.purpose, TRY_CAST(p.answered AS BOOLEAN), p.outcome, p.status,
-    TRY_CAST(p.rating AS INTEGER), p.properties, p.key_id, kr.key
+    TRY_CAST(p.rating AS INTEGER), p.properties, p.key_id, kr.key, {read_properties("p.properties", "p.type")}
 FROM parsed p
 LEFT JOIN pseudonyms kc ON kc.kind = 'customer_id' AND kc.value = p.patient_id
 LEFT JOIN pseudonyms kp ON kp.kind = 'phone' AND kp.value = p.phone
@@ -155,7 +156,7 @@ UPDATE internal.touches SET anonymous_key = NULL WHERE anonymous_key IN (SELECT 
 UPDATE internal.touches SET referrer_key = NULL WHERE referrer_key IN (SELECT subject FROM gone);
 DELETE FROM internal.identity_events WHERE key_id IN (SELECT key_id FROM internal.erasures);
 UPDATE internal.touches SET event_id = 'erased', patient_id = NULL, phone_key = NULL, email_key = NULL,
-    anonymous_key = NULL, booking_id = NULL, visit_id = NULL, properties = NULL
+    anonymous_key = NULL, booking_id = NULL, visit_id = NULL, properties = NULL, read_properties = NULL
 WHERE key_id IN (SELECT key_id FROM internal.erasures)
   AND (position >= $first OR key_id IN (SELECT key_id FROM internal.erasures WHERE position >= $first))
   AND event_id <> 'erased';
@@ -169,7 +170,8 @@ DROP TABLE gone;
 _ERASE_LATE = """
 DELETE FROM internal.identity_events
 WHERE position >= $first AND key_id IN (SELECT key_id FROM internal.erasures);
-UPDATE internal.touches SET event_id = 'erased', booking_id = NULL, visit_id = NULL, properties = NULL
+UPDATE internal.touches SET event_id = 'erased', booking_id = NULL, visit_id = NULL, properties = NULL,
+    read_properties = NULL
 WHERE position >= $first AND key_id IN (SELECT key_id FROM internal.erasures);
 """
 

@@ -8,6 +8,7 @@ read-only snapshot is published for analysts (see ``publish``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from journey.errors import ProjectionError
 from journey.projections.derive import KEPT, derive, model_fingerprint
 from journey.projections.load import Poison, load_batch
 from journey.crypto.pseudonym import Pseudonymiser
-from journey.projections.schema import BASE_DDL, SCHEMA_VERSION
+from journey.projections.schema import BASE_DDL, MIGRATIONS, SCHEMA_VERSION
 from journey.projections.stage_model import StageModel
 from journey.projections.tracking import DuckDBTrackingRecorder
 from journey.store.event_store import EventStore
+
+log = logging.getLogger("journey.projector")
 
 __all__ = ["CatchUp", "Derived", "Projector"]
 
@@ -119,12 +122,32 @@ class Projector:
         if not meta:
             self.con.executemany("INSERT INTO internal.meta VALUES (?, ?)", list(expected.items()))
             return
+        self._migrate(meta)
         for key, value in expected.items():
             if meta.get(key) != value:
                 raise ProjectionError(
                     f"{self.path} was built with another {key.replace('_', ' ')} "
                     f"({meta.get(key) or 'none'!r}, now {value or 'none'!r}); run `journey rebuild`"
                 )
+
+    def _migrate(self, meta: dict[str, str]) -> None:
+        """Bring a file of an older schema version to this one, a version at a time
+        (``MIGRATIONS``), each step in one transaction; ``meta`` is updated in place."""
+        version = meta.get("schema_version", "")
+        while version.isdigit() and int(version) < SCHEMA_VERSION and int(version) in MIGRATIONS:
+            log.info("%s: bringing the projection from schema version %s to %s (once)", self.path, version,
+                     int(version) + 1)
+            self.con.begin()
+            try:
+                for statement in MIGRATIONS[int(version)]:
+                    self.con.execute(statement)
+                version = str(int(version) + 1)
+                self.con.execute("INSERT OR REPLACE INTO internal.meta VALUES ('schema_version', ?)", [version])
+                self.con.commit()
+            except BaseException:
+                self.con.rollback()
+                raise
+            meta["schema_version"] = version
 
     @property
     def position(self) -> int:

@@ -6,9 +6,31 @@ Analyst tables (stable names, documented in docs/analyst-schema.md) are derived;
 
 from __future__ import annotations
 
-__all__ = ["ANALYST_TABLES", "BASE_DDL", "SCHEMA_VERSION"]
+__all__ = ["ANALYST_TABLES", "BASE_DDL", "MIGRATIONS", "READ_PROPERTIES", "SCHEMA_VERSION", "read_properties"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+READ_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "profile": ("birth_year", "sex", "city", "district", "income", "social_status", "family", "education", "problem"),
+    "consent": ("action", "channel"),
+    "message": ("medium",),
+    "review": ("nps", "doctor", "answered", "explained_problem", "explained_complications", "explained_guarantees",
+               "price_justified"),
+}
+"""The properties the derive reads, per touch type; it reads no other (a test holds the derive's
+SQL to this). ``internal.touches.read_properties`` keeps them, so an incremental derive
+re-reads a customer's touches without their whole ``properties``: a column that, read for
+1,000 scattered customers' rows at 1M touches, cost ~58 ms against ~4 ms for these."""
+
+
+def read_properties(properties: str = "properties", touch_type: str = "type") -> str:
+    """The SQL of ``read_properties`` from a touch's ``properties`` (JSON) and type."""
+    def pairs(names: tuple[str, ...]) -> str:
+        return ", ".join(f"'{name}', {properties}->'{name}'" for name in names)
+
+    branches = " ".join(f"WHEN '{kind}' THEN json_object({pairs(names)})" for kind, names in READ_PROPERTIES.items())
+    return f"CASE {touch_type} {branches} END"
+
 
 ANALYST_TABLES = (
     "touchpoints",
@@ -64,7 +86,8 @@ BASE_DDL = [
         rating INTEGER,
         properties JSON,
         key_id VARCHAR,
-        referrer_key VARCHAR
+        referrer_key VARCHAR,
+        read_properties JSON  -- the properties the derive reads (READ_PROPERTIES)
     )""",
     """CREATE TABLE IF NOT EXISTS internal.identity_events (
         position BIGINT NOT NULL,
@@ -100,3 +123,10 @@ BASE_DDL = [
         schema_version INTEGER NOT NULL
     )""",
 ]
+
+MIGRATIONS: dict[int, list[str]] = {
+    4: ["ALTER TABLE internal.touches ADD COLUMN read_properties JSON",
+        f"UPDATE internal.touches SET read_properties = {read_properties()}"],
+}
+"""A projection file of schema version N is brought to N + 1 by ``MIGRATIONS[N]`` (one version at
+a time, in one transaction); a version with no entry needs ``journey rebuild``."""

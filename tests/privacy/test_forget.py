@@ -78,6 +78,9 @@ def test_forgetting_destroys_the_keys_and_projections_follow(store: EventStore, 
     assert rows(con, "SELECT count(*) FROM customers") == [(1,)]  # Boris
     assert referral_credit(con) == referral_credit(incremental.con) == []  # the referrer is forgotten
     assert rows(con, "SELECT stage FROM touchpoints WHERE event_id = 'e10'") == [("awareness",)]  # Boris's stays
+    for view in (incremental.con, con):  # the properties the derive reads go with the rest
+        assert rows(view, "SELECT count(*) FROM internal.touches WHERE event_id = 'erased' "
+                          "AND (properties IS NOT NULL OR read_properties IS NOT NULL)") == [(0,)]
     for column, kind, value in (("phone_key", "phone", "+79161234567"), ("anonymous_key", "anonymous_id", "web-anna-1")):
         for view in (incremental.con, con):
             found = view.execute(f"SELECT count(*) FROM internal.touches WHERE {column} = ?",
