@@ -290,6 +290,10 @@ COUNTS = (
            "SELECT sign, stage_order, entered_at FROM failure_inputs WHERE next_stage IS NOT NULL AND next_at IS NULL"),
 )
 """The counts kept between derives, from which every failure table is computed."""
+_CURVES_MOVED = " UNION ".join(f"SELECT stage_order FROM ({count.counted()})" for count in COUNTS
+                               if count.table in ("internal.failure_reached_counts", "internal.failure_open_counts"))
+"""The stages whose Kaplan-Meier counts the signed rows of ``failure_inputs`` moved (the
+data's end kept: where the open entries are censored stays)."""
 MEDIANS = "internal.failure_medians"
 """Each stage's median time to the next (medians do not add up: computed again over every
 outcome when a changed outcome's own time did)."""
@@ -406,10 +410,14 @@ def write_failure_tables(con: duckdb.DuckDBPyConnection, model: StageModel, dirt
                     "FROM internal.stage_outcomes GROUP BY stage_order")
     write = moved or own_times or _end_decides(con, before, after)
     if write:
-        _write_tables(con)
+        curves = None  # every stage's curve: a full derive, or the end moved (every censoring with it)
+        if dirty is not None and before is not None and after == before:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE curve_groups AS {_CURVES_MOVED}")
+            curves = "curve_groups"
+        _write_tables(con, curves)
     con.execute(f"CREATE OR REPLACE TABLE {FAILURE_END} AS SELECT as_of FROM data_end")
     for table in ("stage_order", "data_end", "new_outcomes", "window_touches", "new_windows", "failure_inputs",
-                  "failure_delta", "decided_by_end"):
+                  "failure_delta", "decided_by_end", "curve_groups"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return write
 
@@ -432,10 +440,11 @@ def _end_decides(con: duckdb.DuckDBPyConnection, before: datetime | None, after:
     return bool(con.execute(_MONTHS_DECIDED, ends).fetchone()[0] or con.execute(_CENSORING, ends).fetchone()[0])
 
 
-def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Every failure table from the kept counts and ``data_end``."""
+def _write_tables(con: duckdb.DuckDBPyConnection, curves: str | None = None) -> None:
+    """Every failure table from the kept counts and ``data_end``; with ``curves`` (a table of
+    ``stage_order``) only those stages' Kaplan-Meier curves are computed again."""
     con.execute(_FUNNEL)
-    _curves(con)
+    _curves(con, curves)
     con.execute(_REASONS)
     con.execute(_CORRELATIONS, {"min_cell": MIN_CELL})
     _write_tests(con, _failure_points(con), stage_change_rows(con, "internal.failure_month_counts"))
@@ -518,19 +527,32 @@ def kaplan_meier(durations: Sequence[float], reached: Sequence[bool]) -> list[tu
         con.close()
 
 
-def _curves(con: duckdb.DuckDBPyConnection) -> None:
+def _curves(con: duckdb.DuckDBPyConnection, groups: str | None = None) -> None:
     """``stage_conversion_curve`` (Kaplan-Meier per stage), and each stage's share reaching the
-    next within its SLA estimated on it (``stage_funnel.conversion_within_sla``)."""
+    next within its SLA estimated on it (``stage_funnel.conversion_within_sla``). With
+    ``groups`` (a table of ``stage_order``), only those stages' curves are computed again
+    (a curve depends on its own stage's counts only); the others are kept.
+
+    The share within the SLA is read off the curve: the conversion at the last time someone
+    moved on by the SLA (0 when nobody did). The times where someone was only censored, which
+    the curve leaves out, carry the conversion before them, so this is the curve's value at
+    the SLA in full and in part alike."""
+    scope = "TRUE" if groups is None else f"stage_order IN (SELECT stage_order FROM {groups})"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE km_counts AS
         SELECT grp, seconds, CAST(sum(reached) AS BIGINT) AS reached, CAST(sum(censored) AS BIGINT) AS censored
         FROM (SELECT stage_order AS grp, seconds, n AS reached, 0 AS censored FROM internal.failure_reached_counts
+              WHERE {scope}
               UNION ALL
-              SELECT s.stage_order, {_observed("a.as_of")}, 0, s.n FROM internal.failure_open_counts s CROSS JOIN data_end a)
+              SELECT s.stage_order, {_observed("a.as_of")}, 0, s.n FROM internal.failure_open_counts s CROSS JOIN data_end a
+              WHERE {scope})
         GROUP BY ALL
     """)
     con.execute(f"CREATE OR REPLACE TEMP TABLE km AS {_KAPLAN_MEIER}")
-    con.execute(f"CREATE OR REPLACE TABLE stage_conversion_curve ({_CURVE_COLUMNS})")
+    if groups is None:
+        con.execute(f"CREATE OR REPLACE TABLE stage_conversion_curve ({_CURVE_COLUMNS})")
+    else:
+        con.execute(f"DELETE FROM stage_conversion_curve WHERE stage IN (SELECT stage FROM stage_order WHERE {scope})")
     con.execute("""
         INSERT INTO stage_conversion_curve
         SELECT o.stage, o.next_stage, k.seconds, k.at_risk, k.reached, k.censored, k.conversion
@@ -538,10 +560,10 @@ def _curves(con: duckdb.DuckDBPyConnection) -> None:
     """)
     con.execute("ALTER TABLE stage_funnel ADD COLUMN conversion_within_sla DOUBLE")
     con.execute("""
-        UPDATE stage_funnel f SET conversion_within_sla = w.share
-        FROM (SELECT o.stage, coalesce(arg_max(k.conversion, k.seconds) FILTER (WHERE k.seconds <= o.sla_seconds), 0.0)
-                  AS share
-              FROM km k JOIN stage_order o ON o.stage_order = k.grp WHERE o.sla_seconds IS NOT NULL GROUP BY o.stage) w
+        UPDATE stage_funnel f SET conversion_within_sla = coalesce(w.share, 0.0)
+        FROM (SELECT o.stage, arg_max(c.conversion, c.seconds) FILTER (WHERE c.seconds <= o.sla_seconds) AS share
+              FROM stage_order o LEFT JOIN stage_conversion_curve c USING (stage)
+              WHERE o.sla_seconds IS NOT NULL GROUP BY o.stage) w
         WHERE f.stage = w.stage
     """)
     con.execute("DROP TABLE km_counts; DROP TABLE km")
