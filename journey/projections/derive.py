@@ -326,7 +326,7 @@ WINDOW w AS (PARTITION BY customer_id ORDER BY seq)
 
 _PATHS = """
 SELECT customer_id, list(activity ORDER BY seq) AS activities
-FROM internal.steps WHERE $dirty GROUP BY customer_id
+FROM $steps GROUP BY customer_id
 """
 
 _STAGE_ENTRIES = """
@@ -373,7 +373,6 @@ FROM $touches WHERE customer_id IS NOT NULL
 GROUP BY customer_id
 """
 
-_DIRTY_ONLY = "customer_id IN (SELECT customer_id FROM dirty)"
 
 # The aggregates, from the per-customer rows. The distinct-customer counts are running
 # counts kept between derives (``RUNNING``); the rest is summed again (medians do not add
@@ -426,9 +425,11 @@ FROM internal.paths GROUP BY activities ORDER BY customers DESC, variant
 # whose count moved (grouping all 133k paths again cost ~0.13 s at 1M touches). Those
 # variants go to the variant log for the publish. A slot's and the working file's
 # variants come in no particular order (readers order them, journey/maps/graph.py).
-_VARIANT_DELTA = f"""
+_VARIANT_DELTA = """
 CREATE OR REPLACE TEMP TABLE variant_delta AS
-SELECT activities, $signcount(*) AS n FROM internal.paths WHERE {_DIRTY_ONLY} GROUP BY activities
+SELECT activities, -count(*) AS n FROM paths_before GROUP BY activities
+UNION ALL
+SELECT activities, count(*) FROM paths_after GROUP BY activities
 """
 _VARIANTS_IN_PLACE = (
     "CREATE OR REPLACE TEMP TABLE variant_change AS SELECT activities, sum(n) AS n FROM variant_delta "
@@ -487,7 +488,12 @@ KEPT = (*PER_CUSTOMER, *(running.table for running in RUNNING), "touchpoints", "
         "internal.identity_nodes", *FAILURE_KEPT, *LOGS)
 """Every table an incremental derive updates in place: all must exist, else a full derive."""
 
-_TEMPORARY = ("observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
+_KEPT_ROWS = {"internal.steps": "steps", "internal.paths": "paths", "internal.stage_entries": "stage_entries"}
+"""The per-customer tables whose replaced rows an incremental derive keeps while it runs, and
+the prefix of the temporary tables holding them (``kept.replace_customers``)."""
+
+_TEMPORARY = (*(f"{name}_{when}" for name in _KEPT_ROWS.values() for when in ("before", "after")),
+              "observed", "observed_ids", "nodes", "edges", "labels", "components", "new_nodes", "new_map",
               "new_ambiguities", "affected_ids", "named_touches", "dirty", "rows_again", "changed_touchpoints",
               "new_identifiers", "identifier_owners", "again_positions", "rows_changed", "rows_gone", "owner_map")
 
@@ -572,26 +578,26 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM rows_changed")
         touches = "changed_touchpoints"
     number = derive_number(con) + 1
-    if not full:
-        for running in RUNNING:
-            running.forget(con, "dirty")
-        con.execute(_VARIANT_DELTA.replace("$sign", "-"))  # the dirty customers' variants before
     compare = not full and not affected and not _new_stages_or_metrics(con, since)
     if compare:
         remember_people(con, "dirty")
+    # an incremental derive keeps each table's replaced rows (``_KEPT_ROWS``): what the
+    # running counts and the variants' delta read, instead of scanning the tables again
     for table, select in (("internal.steps", _STEPS), ("internal.paths", _PATHS),
                           ("internal.stage_entries", _STAGE_ENTRIES), ("customers", _CUSTOMERS)):
         replace_customers(con, table, select.replace("$touches", touches)
-                          .replace("$dirty", "TRUE" if full else _DIRTY_ONLY), None if full else "dirty")
+                          .replace("$steps", "internal.steps" if full else "steps_after"),
+                          None if full else "dirty", None if full else _KEPT_ROWS.get(table))
     for running in RUNNING:
-        running.update(con, None if full else "dirty")
+        if not full:
+            running.forget(con, _KEPT_ROWS[running.source] + "_before")
+        running.update(con, None if full else _KEPT_ROWS[running.source] + "_after")
     for statement in (_EDGES_TABLE, _NODES_TABLE, _STAGE_TRANSITIONS):
         con.execute(statement)
     if full:
         con.execute(_VARIANTS)
-    else:  # and after: the variants whose count changed are updated in place, and logged
-        con.execute(_VARIANT_DELTA.replace("CREATE OR REPLACE TEMP TABLE variant_delta AS", "INSERT INTO variant_delta")
-                    .replace("$sign", ""))
+    else:  # the variants whose count changed are updated in place, and logged
+        con.execute(_VARIANT_DELTA)
         for statement in _VARIANTS_IN_PLACE:
             con.execute(statement.replace("$number", str(number)).replace("$log", VARIANT_LOG))
     if full:
@@ -617,11 +623,12 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
                     "(SELECT customer_id FROM dirty UNION SELECT customer_id FROM identifier_owners)", [number])
         count = con.execute("SELECT count(*) FROM dirty").fetchone()[0]
     _log_touchpoints(con, number, full)
-    for table in write_analysis_tables(con, model, None if full else "dirty", touches, compare=compare):
-        con.execute("INSERT OR REPLACE INTO internal.meta VALUES (?, ?)", [WRITTEN + table, str(number)])
-    con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source; DROP VIEW IF EXISTS again_source")
-    for table in _TEMPORARY:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    written = write_analysis_tables(con, model, None if full else "dirty", touches, compare=compare)
+    if written:  # one statement (one by table cost ~2 ms each)
+        con.execute("INSERT OR REPLACE INTO internal.meta SELECT unnest($1::VARCHAR[]), $2",
+                    [[WRITTEN + table for table in written], str(number)])
+    con.execute("DROP VIEW IF EXISTS touch_source; DROP VIEW IF EXISTS named_source; DROP VIEW IF EXISTS again_source; "
+                + "; ".join(f"DROP TABLE IF EXISTS {table}" for table in _TEMPORARY))
     return count
 
 

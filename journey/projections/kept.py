@@ -10,15 +10,27 @@ import duckdb
 __all__ = ["RunningCount", "customers_in", "differ", "replace_customers"]
 
 
-def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, dirty: str | None) -> None:
+def replace_customers(con: duckdb.DuckDBPyConnection, table: str, select: str, dirty: str | None,
+                      keep: str | None = None) -> None:
     """Build ``table`` whole from ``select`` (``dirty`` None: a full derive), or replace
     the rows of the customers listed in the table named ``dirty`` by what ``select`` gives
-    for them (an incremental derive: ``select`` yields those customers' rows only)."""
+    for them (an incremental derive: ``select`` yields those customers' rows only). With
+    ``keep``, the replaced rows stay in the temporary tables ``{keep}_before`` and
+    ``{keep}_after`` (what running counts and deltas read, instead of scanning ``table``
+    for the customers again; ``_before`` has their row ids too, ``row_id``), and the old
+    rows are deleted by row id: one scan of the table, not one per reader."""
     if dirty is None:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
         return
-    con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM {dirty})")
-    con.execute(f"INSERT INTO {table} BY NAME {select}")
+    mine = f"customer_id IN (SELECT customer_id FROM {dirty})"
+    if keep is None:
+        con.execute(f"DELETE FROM {table} WHERE {mine}")
+        con.execute(f"INSERT INTO {table} BY NAME {select}")
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {keep}_before AS SELECT rowid AS row_id, * FROM {table} WHERE {mine}")
+    con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT row_id FROM {keep}_before)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {keep}_after AS {select}")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {keep}_after")
 
 
 def customers_in(con: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -56,27 +68,26 @@ class RunningCount:
     where: str
     count: str
 
-    def _counts(self, scope: str, sign: str = "") -> str:
-        return (f"SELECT {self.keys}, {sign}{self.count} AS n FROM {self.source} "
-                f"WHERE {self.where} AND {scope} GROUP BY ALL")
+    def _counts(self, source: str, sign: str = "") -> str:
+        return f"SELECT {self.keys}, {sign}{self.count} AS n FROM {source} WHERE {self.where} GROUP BY ALL"
 
     @property
     def _delta(self) -> str:
         return "delta_" + self.table.split(".")[-1]
 
-    def forget(self, con: duckdb.DuckDBPyConnection, dirty: str) -> None:
-        """The dirty customers' contribution before their rows are replaced, negated."""
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {self._delta} AS "
-                    + self._counts(f"customer_id IN (SELECT customer_id FROM {dirty})", "-"))
+    def forget(self, con: duckdb.DuckDBPyConnection, before: str) -> None:
+        """The dirty customers' contribution before their rows were replaced (their old rows
+        of ``source``, in the table ``before``), negated."""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {self._delta} AS " + self._counts(before, "-"))
 
-    def update(self, con: duckdb.DuckDBPyConnection, dirty: str | None) -> None:
-        """Count in full (``dirty`` None), or add the dirty customers' new contribution
-        to what ``forget`` kept and apply the sum (keys counting nothing any more go)."""
-        if dirty is None:
-            con.execute(f"CREATE OR REPLACE TABLE {self.table} AS " + self._counts("TRUE"))
+    def update(self, con: duckdb.DuckDBPyConnection, after: str | None) -> None:
+        """Count in full (``after`` None), or add the dirty customers' new contribution (their
+        new rows, in the table ``after``) to what ``forget`` kept and apply the sum (keys
+        counting nothing any more go)."""
+        if after is None:
+            con.execute(f"CREATE OR REPLACE TABLE {self.table} AS " + self._counts(self.source))
             return
-        con.execute(f"INSERT INTO {self._delta} "
-                    + self._counts(f"customer_id IN (SELECT customer_id FROM {dirty})"))
+        con.execute(f"INSERT INTO {self._delta} " + self._counts(after))
         con.execute(f"CREATE OR REPLACE TABLE {self.table} AS SELECT * EXCLUDE (n), CAST(sum(n) AS BIGINT) AS n "
                     f"FROM (SELECT * FROM {self.table} UNION ALL BY NAME SELECT * FROM {self._delta}) "
                     "GROUP BY ALL HAVING sum(n) <> 0")
