@@ -263,10 +263,12 @@ SELECT tp.customer_id FROM touchpoints tp JOIN hit h
 
 # Every row of the dirty customers (``$mine``: ``customers_in(dirty)``), kept or hit.
 _ROWS_AGAIN = f"""
+CREATE OR REPLACE TEMP TABLE rows_before AS  -- what a derive computes in them (the changes compare it)
+SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM touchpoints WHERE $mine;
 CREATE OR REPLACE TEMP TABLE rows_again AS  -- ROW_KEY; a hit row's credit is the referral's row
 SELECT position * 2 + credit::INTEGER AS row_key FROM hit
 UNION
-SELECT {ROW_KEY} FROM touchpoints WHERE $mine;
+SELECT row_key FROM rows_before;
 DROP TABLE hit;
 """
 
@@ -277,8 +279,6 @@ DROP TABLE hit;
 # not the journey's: the rows, and the working file's and the slots' logs, that a batch
 # writes were ~18 per dirty customer at 1M touches.
 _TOUCHPOINT_CHANGES = f"""
-CREATE OR REPLACE TEMP TABLE rows_before AS
-SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM touchpoints WHERE $mine;
 CREATE OR REPLACE TEMP TABLE rows_after AS
 SELECT {ROW_KEY} AS row_key, customer_id, stage, seq, identified FROM changed_touchpoints;
 CREATE OR REPLACE TEMP TABLE rows_gone AS  -- changed, or no longer derived
@@ -573,7 +573,7 @@ def derive(con: duckdb.DuckDBPyConnection, stage_model: StageModel | None = None
         con.execute(_AGAIN_SOURCE)
         con.execute("CREATE OR REPLACE TEMP TABLE changed_touchpoints AS " + touchpoints.replace("$rows", rows)
                     .replace("touch_source", "again_source").replace("$map", "internal.identity_map"), stages.parameters)
-        con.execute(_TOUCHPOINT_CHANGES.replace("$mine", mine))  # only the rows that differ are rewritten (and logged)
+        con.execute(_TOUCHPOINT_CHANGES)  # only the rows that differ are rewritten (and logged)
         con.execute(f"DELETE FROM touchpoints WHERE {ROW_KEY} IN (SELECT row_key FROM rows_gone)")
         con.execute("INSERT INTO touchpoints BY NAME SELECT * FROM rows_changed")
         touches = "changed_touchpoints"
