@@ -201,7 +201,8 @@ _AGAIN_SOURCE = _SOURCE.replace("* EXCLUDE (read_properties)", "* EXCLUDE (prope
 # The identity map's rows for the identifiers of ``$source``'s rows that name no patient (the
 # only rows whose owner the map decides): the rows a batch hits join these few map rows, not
 # the whole map three times (three hash tables of ~200,000 identifiers at 1M touches; the
-# hit rows' owners took 41.7-46.1 against ~16 ms at 1M). The dirty customers' touches are
+# hit rows' owners took 41.7-46.1 ms at 1M; now the map 15-16 ms and the owners under
+# ~12 ms, not timed more closely). The dirty customers' touches are
 # joined to the whole map: finding their identifiers first reads their scattered rows once
 # more (35 ms, no gain).
 _OWNER_MAP = """
