@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -171,37 +172,48 @@ class Projector:
         """
         result = CatchUp(position=self.position)
         started = time.perf_counter()
-        while not (stop and stop.is_set()):
-            positions, lines = self.store.recorder.select_lines(result.position + 1, self.batch_size)
-            if not positions:
-                break
-            self.con.begin()
-            try:
-                loaded, poison = load_batch(self.con, positions, lines, self.pseudonyms, keys=self.keys,
-                                            as_of=self.as_of)
-                if poison and not dead_letter:
-                    first = poison[0]
-                    raise ProjectionError(
-                        f"the stored event at position {first.position} (event_id {first.event_id!r}) "
-                        f"cannot be projected: {first.reason}. The event store is unchanged and the "
-                        f"projection stays at position {result.position}; add an upcaster for it or "
-                        "run `journey project --follow`, which records such events in dead_letters"
-                    )
-                self._dead_letters(poison)
-                self.tracking.insert_tracking(Tracking(APPLICATION, positions[-1]))
-                self._status(positions[-1])
-                self.con.commit()
-            except BaseException:
-                self.con.rollback()
-                raise
-            result.read += len(positions)
-            result.loaded += loaded
-            result.poison.extend(poison)
-            result.position = positions[-1]
-            if progress:
-                progress(len(positions))
+        with ThreadPoolExecutor(1, thread_name_prefix="journey-read-ahead") as reader:
+            ahead = reader.submit(self.store.recorder.select_lines, result.position + 1, self.batch_size)
+            while not (stop and stop.is_set()):
+                positions, lines = ahead.result()
+                if not positions:
+                    break
+                # the next batch is read from the store while this one loads (the store's
+                # driver and DuckDB both release the GIL): see docs/design.md, "The projector"
+                ahead = reader.submit(self.store.recorder.select_lines, positions[-1] + 1, self.batch_size)
+                self._load(positions, lines, result, dead_letter, progress)
+            ahead.cancel()
         result.seconds = time.perf_counter() - started
         return result
+
+    def _load(self, positions: list[int], lines: str, result: CatchUp, dead_letter: bool,
+              progress: Callable[[int], None] | None) -> None:
+        """Load one batch read from the store, in its own transaction."""
+        self.con.begin()
+        try:
+            loaded, poison = load_batch(self.con, positions, lines, self.pseudonyms, keys=self.keys,
+                                        as_of=self.as_of)
+            if poison and not dead_letter:
+                first = poison[0]
+                raise ProjectionError(
+                    f"the stored event at position {first.position} (event_id {first.event_id!r}) "
+                    f"cannot be projected: {first.reason}. The event store is unchanged and the "
+                    f"projection stays at position {result.position}; add an upcaster for it or "
+                    "run `journey project --follow`, which records such events in dead_letters"
+                )
+            self._dead_letters(poison)
+            self.tracking.insert_tracking(Tracking(APPLICATION, positions[-1]))
+            self._status(positions[-1])
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        result.read += len(positions)
+        result.loaded += loaded
+        result.poison.extend(poison)
+        result.position = positions[-1]
+        if progress:
+            progress(len(positions))
 
     def _dead_letters(self, poison: list[Poison]) -> None:
         if poison:
