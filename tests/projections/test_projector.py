@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -110,6 +111,22 @@ def test_a_crash_between_batches_resumes_without_loss_or_doubles(store: EventSto
     fresh = project(store, tmp_path / "fresh.duckdb")
     assert rows(resumed.con, "SELECT count(*), count(DISTINCT event_id) FROM touchpoints") == [(50, 50)]
     assert analyst_view(resumed.con) == analyst_view(fresh.con)
+
+
+def test_a_catch_up_stopped_between_batches_resumes_at_its_boundary(store: EventStore, tmp_path: Path) -> None:
+    """The next batch is read ahead while one loads: a stop drops what was read ahead, and
+    events stored meanwhile are read by the next catch-up, each once."""
+    append(store, *[touch("call", f"c-{i}", occurred_at=at(i), customer={"customer_id": f"P-{i % 5}"})
+                    for i in range(20)])
+    projector = Projector(store, tmp_path / "p.duckdb", PSEUDONYMS, batch_size=6)
+    stop = threading.Event()
+    first = projector.catch_up(stop=stop, progress=lambda _n: stop.set())
+    assert (first.read, first.position) == (6, 6)
+    assert [name for name in (t.name for t in threading.enumerate()) if name.startswith("journey-read-ahead")] == []
+    append(store, *[touch("call", f"late-{i}", occurred_at=at(100 + i)) for i in range(3)])
+    rest = projector.catch_up()
+    assert (rest.read, rest.position) == (17, 23)
+    assert rows(projector.con, "SELECT count(*), count(DISTINCT event_id) FROM internal.touches") == [(23, 23)]
 
 
 def test_poison_stops_a_catch_up_and_is_dead_lettered_when_following(store: EventStore, tmp_path: Path) -> None:
