@@ -170,7 +170,9 @@ def child(kind: str, bootstrap: str, topic: str, target: str) -> None:
 def steady(results: dict[str, list[dict[str, float]]], floor: str) -> None:
     """The same runs split in two: the seconds to the first batch (the group join) and the
     rate after it, with its share of the floor's. The target's figure (above) counts the
-    join in both, which weighs more the smaller the topic."""
+    join in both, which weighs more the smaller the topic. A client that fetches ahead during
+    the join (librdkafka) hands its first batches over at once: its rate after the first
+    batch is not a reading rate."""
     rates = {name: statistics.median(r["steady_rate"] for r in runs) for name, runs in results.items()}
     print(f"{'after the first batch':24} {'touches/s':>12} {'of floor':>9} {'to first batch':>15}  runs")
     for name, runs in results.items():

@@ -172,6 +172,8 @@ class Projector:
         """
         result = CatchUp(position=self.position)
         started = time.perf_counter()
+        if stop and stop.is_set():
+            return result
         with ThreadPoolExecutor(1, thread_name_prefix="journey-read-ahead") as reader:
             ahead = reader.submit(self.store.recorder.select_lines, result.position + 1, self.batch_size)
             while not (stop and stop.is_set()):
